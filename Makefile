@@ -1,0 +1,28 @@
+# hpc_brunel: the two commands that do everything on a fresh machine are
+#   make run    - set up (once) and run the default full-size job on 4 ranks
+#   make test   - set up (once) and pass the tests
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NP ?= 4
+THREADS ?= 1
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-fast scale-strong scale-weak sweep bench clean
+
+setup:
+	@VENV=$(VENV) bash tools/setup-env.sh
+
+run: setup
+	$(PY) -m hpc_brunel launch -n $(NP) --threads $(THREADS) -- run $(RUN_ARGS)
+
+test: setup
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# the quick subset: everything but the full-size network runs
+test-fast: setup
+	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,192 @@
+"""`python -m hpc_brunel analyze RUN_DIR`: gather -> statistics -> mean field ->
+regime label -> analysis.json, report.md and figures."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import gather as gather_mod
+from . import meanfield, rundir, stats
+from .config import RunConfig, from_dict
+
+ANALYSIS_SCHEMA_VERSION = 1
+POPS = ("excitatory", "inhibitory")
+
+
+def _clean(x):
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items() if not k.startswith("_")}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
+    """Statistics per population and for the whole network, from spikes only."""
+    out = {p: stats.population_stats(spikes[p][0], spikes[p][1], int(spikes[p][2]["n_neurons"]), t_start_ms,
+                                     t_stop_ms) for p in POPS}
+    n_e = int(spikes["excitatory"][2]["n_neurons"])
+    ids_all = np.concatenate([spikes["excitatory"][0], spikes["inhibitory"][0] + n_e])
+    t_all = np.concatenate([spikes["excitatory"][1], spikes["inhibitory"][1]])
+    out["network"] = stats.population_stats(ids_all, t_all, n_e + int(spikes["inhibitory"][2]["n_neurons"]),
+                                            t_start_ms, t_stop_ms)
+    net = out["network"]
+    out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["psd_peak_hz"],
+                                          net["psd_peak_ratio"])
+    return out
+
+
+def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float | None = None,
+                plots: bool = True, print_table: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    g = gather_mod.gather(run_dir, partial=partial)
+    t_gather = time.perf_counter() - t0
+    record = rundir.read_run_json(run_dir)
+    cfg = from_dict(record["config"])
+    transient = cfg.analysis.t_transient_ms if t_transient_ms is None else t_transient_ms
+    t_lo = g["t_start_ms"] + transient
+    t_hi = g["t_stop_ms"]
+    if t_hi - t_lo < 10.0:
+        raise gather_mod.IncompleteRunError(
+            f"analysis window [{t_lo:.1f}, {t_hi:.1f}) ms is shorter than 10 ms: "
+            f"lower --transient-ms (now {transient} ms) or simulate longer")
+    spikes = gather_mod.read_sonata(run_dir / gather_mod.SPIKES_FILE)
+    t1 = time.perf_counter()
+    result = compute(spikes, t_lo, t_hi)
+    mf = meanfield.stationary_rate_for_config(cfg)
+    t_stats = time.perf_counter() - t1
+    analysis = {
+        "schema_version": ANALYSIS_SCHEMA_VERSION,
+        "run_dir": str(run_dir),
+        "run_id": record["run_id"],
+        "partial": g["partial"],
+        "window_ms": [t_lo, t_hi],
+        "t_transient_ms": transient,
+        "parameters": {"g": cfg.network.relative_inhibition, "eta": cfg.network.eta,
+                       "J_mv": cfg.network.weight_mv, "D_ms": cfg.network.delay_ms,
+                       "N_E": cfg.network.n_excitatory, "N_I": cfg.network.n_inhibitory,
+                       "C_E": cfg.network.indegree_excitatory, "C_I": cfg.network.indegree_inhibitory,
+                       "V_reset_mv": cfg.neuron.v_reset_mv, "rng_seed": cfg.simulation.rng_seed},
+        "decomposition": record["decomposition"],
+        "populations": {p: result[p] for p in (*POPS, "network")},
+        "regime": result["regime"],
+        "regime_thresholds": stats.REGIME_THRESHOLDS,
+        "meanfield_rate_hz": mf,
+        "rate_vs_meanfield": result["network"]["rate_mean_hz"] / mf if mf > 0 else None,
+        "timings_s": {"gather": t_gather, "statistics": t_stats},
+        "spike_file": gather_mod.SPIKES_FILE,
+    }
+    if plots:
+        t2 = time.perf_counter()
+        title = (f"Brunel network, g={cfg.network.relative_inhibition:g}, eta={cfg.network.eta:g}: "
+                 f"{result['regime']}")
+        from . import plots as P
+
+        P.raster(spikes, g["t_start_ms"], t_hi, run_dir / "raster.png", title=title)
+        P.distributions(result, run_dir / "distributions.png")
+        P.spectrum(result, run_dir / "spectrum.png")
+        analysis["timings_s"]["plots"] = time.perf_counter() - t2
+    (run_dir / "analysis.json").write_text(json.dumps(_clean(analysis), indent=2))
+    (run_dir / "report.md").write_text(report_markdown(analysis, record, cfg, plots))
+    if print_table:
+        print(summary_table(analysis))
+        print(f"report: {run_dir / 'report.md'}", flush=True)
+    return analysis
+
+
+ROWS = [
+    ("rate mean [Hz]", "rate_mean_hz", "{:.2f}"),
+    ("rate sd [Hz]", "rate_sd_hz", "{:.2f}"),
+    ("silent fraction", "silent_fraction", "{:.3f}"),
+    ("CV(ISI) mean", "cv_isi_mean", "{:.3f}"),
+    ("Fano 1 ms", "fano_1ms", "{:.2f}"),
+    ("Fano 5 ms", "fano_5ms", "{:.2f}"),
+    ("synchrony chi", "synchrony_chi", "{:.3f}"),
+    ("PSD peak [Hz]", "psd_peak_hz", "{:.1f}"),
+    ("PSD peak / mean", "psd_peak_ratio", "{:.1f}"),
+]
+
+
+def _fmt(fmt, v):
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+
+
+def summary_table(a: dict) -> str:
+    pops = a["populations"]
+    w = [18, 12, 12, 12]
+    head = f"{'':{w[0]}}{'excitatory':>{w[1]}}{'inhibitory':>{w[2]}}{'network':>{w[3]}}"
+    lines = [head, "-" * sum(w)]
+    for label, key, fmt in ROWS:
+        lines.append(f"{label:{w[0]}}" + "".join(f"{_fmt(fmt, pops[p][key]):>{w[i + 1]}}"
+                                                  for i, p in enumerate(("excitatory", "inhibitory", "network"))))
+    lines.append("-" * sum(w))
+    lines.append(f"mean-field rate {a['meanfield_rate_hz']:.2f} Hz; measured/theory "
+                 f"{_fmt('{:.3f}', a['rate_vs_meanfield'])}; regime: {a['regime']}"
+                 + ("  [PARTIAL run]" if a["partial"] else ""))
+    return "\n".join(lines)
+
+
+def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
+    d = record["decomposition"]
+    timers = record.get("nest_timers_max_s", {})
+    pops = a["populations"]
+    lines = [
+        f"# Brunel network run `{Path(a['run_dir']).name}`",
+        "",
+        f"**Regime (from the spikes): {a['regime']}** · mean-field rate {a['meanfield_rate_hz']:.2f} Hz · "
+        f"measured {pops['network']['rate_mean_hz']:.2f} Hz",
+        "",
+    ]
+    if a["partial"]:
+        lines += [f"> **Partial analysis**: the run did not complete (status `{record.get('status')}`); "
+                  f"analyzed up to {a['window_ms'][1]:.1f} ms, the last model time all ranks flushed.", ""]
+    lines += [
+        "## Parameters",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in a["parameters"].items()],
+        f"| simulated | {record.get('t_model_reached_ms')} ms (dt {cfg.simulation.resolution_ms} ms) |",
+        f"| analysis window | {a['window_ms'][0]:.1f}–{a['window_ms'][1]:.1f} ms |",
+        "",
+        "## Decomposition and timings",
+        "",
+        f"{d['ranks']} rank(s) × {d['threads_per_rank']} thread(s) = {d['virtual_processes']} virtual processes "
+        f"on {', '.join(record.get('hosts', []))}.",
+        "",
+        "| phase | seconds |",
+        "|---|---|",
+        f"| NEST create | {timers.get('time_construction_create', float('nan')):.2f} |",
+        f"| NEST connect | {timers.get('time_construction_connect', float('nan')):.2f} |",
+        f"| NEST simulate | {timers.get('time_simulate', float('nan')):.2f} |",
+        f"| run total (wall) | {record.get('wall_time_s', float('nan')):.2f} |",
+        f"| gather | {a['timings_s']['gather']:.2f} |",
+        f"| statistics | {a['timings_s']['statistics']:.2f} |",
+        "",
+        "## Statistics",
+        "",
+        "| measure | excitatory | inhibitory | network |",
+        "|---|---|---|---|",
+        *[f"| {label} | " + " | ".join(_fmt(fmt, pops[p][key]) for p in ("excitatory", "inhibitory", "network"))
+          + " |" for label, key, fmt in ROWS],
+        f"| mean-field rate [Hz] | {a['meanfield_rate_hz']:.2f} | {a['meanfield_rate_hz']:.2f} | "
+        f"{a['meanfield_rate_hz']:.2f} |",
+        "",
+        "Regime thresholds (hpc_brunel.stats.REGIME_THRESHOLDS): "
+        + ", ".join(f"{k} = {v}" for k, v in a["regime_thresholds"].items()),
+        "",
+    ]
+    if plots:
+        lines += ["## Figures", "", "![raster](raster.png)", "", "![distributions](distributions.png)", "",
+                  "![spectrum](spectrum.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Command line: `python -m hpc_brunel {run,analyze,...}`.
+
+Exit status: 0 success, 1 unexpected failure, 2 bad input (one line naming the
+parameter and the allowed values, the same decision on every rank), 3 run
+stopped early by SIGTERM/SIGINT with its data flushed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import REGIMES, ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+class _RankFilter(logging.Filter):
+    def __init__(self, rank: int):
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record):
+        record.rank = self.rank
+        return True
+
+
+def setup_logging(rank: int, verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RankFilter(rank))
+    handler.setFormatter(logging.Formatter("%(asctime)s [rank %(rank)d] %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("hpc_brunel")
+    root.handlers[:] = [handler]
+    # Rank 0 reports progress; the others stay quiet unless something is wrong.
+    root.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
+    root.propagate = False
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {v}")
+    return v
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="TOML", help="TOML config file (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. --set network.relative_inhibition=4.5 (repeatable)")
+    p.add_argument("--regime", metavar="NAME",
+                   help=f"Brunel (2000) Fig. 8 preset for (g, eta): {', '.join(REGIMES)}")
+    p.add_argument("--t-sim-ms", type=float, help="model time to simulate [ms] (simulation.t_sim_ms)")
+    p.add_argument("--seed", type=int, help="NEST rng_seed (simulation.rng_seed)")
+    p.add_argument("--g", type=float, help="relative inhibition g (network.relative_inhibition)")
+    p.add_argument("--eta", type=float, help="external drive nu_ext/nu_thr (network.eta)")
+    p.add_argument("--record", type=int, metavar="N",
+                   help="record only the first N neurons of each population (default: all)")
+
+
+def config_from_args(args):
+    from .config import parse_override, resolve
+
+    overrides = [parse_override(s) for s in args.overrides]
+    short = {
+        ("simulation", "t_sim_ms"): args.t_sim_ms,
+        ("simulation", "rng_seed"): args.seed,
+        ("network", "relative_inhibition"): args.g,
+        ("network", "eta"): args.eta,
+        ("recording", "n_record_per_population"): args.record,
+    }
+    overrides += [{sec: {key: val}} for (sec, key), val in short.items() if val is not None]
+    return resolve(args.config, overrides, args.regime)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hpc_brunel", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"hpc_brunel {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="simulate the Brunel network (launch with mpirun/srun for several ranks)")
+    add_config_args(r)
+    r.add_argument("--threads", type=_positive_int, help="threads per rank (default: SLURM_CPUS_PER_TASK, "
+                                                          "OMP_NUM_THREADS, else 1)")
+    r.add_argument("--run-dir", type=Path, help="run directory (default: runs/brunel-<date>-<time>)")
+    r.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent of the default run directory")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
+    r.add_argument("--no-analyze", action="store_true", help="do not run the analysis at the end "
+                                                             "(e.g. when SLURM runs it as a dependent job)")
+    r.add_argument("--grace-s", type=float, default=0.0,
+                   help="after SIGTERM, keep simulating while the rest fits in this many seconds")
+    r.add_argument("--allow-oversubscribe", action="store_true",
+                   help="allow more threads per rank than CPUs this rank may use")
+    r.add_argument("-v", "--verbose", action="store_true")
+
+    la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
+                                      "--oversubscribe / binding / root variables only where needed")
+    la.add_argument("-n", "--ranks", type=_positive_int, default=4)
+    la.add_argument("--threads", type=_positive_int, default=1, help="threads per rank")
+    la.add_argument("--mpirun", default="mpirun")
+    la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
+
+    c = sub.add_parser("config", help="print the resolved configuration as TOML")
+    add_config_args(c)
+    return p
+
+
+def cmd_run(args) -> int:
+    from .parallel import Parallel, available_cpus, threads_per_rank
+
+    par = Parallel.from_environment()
+    setup_logging(par.rank, args.verbose)
+    err, cfg, threads = None, None, None
+    try:
+        cfg = config_from_args(args)
+        threads, source = threads_per_rank(args.threads, cfg.simulation.threads_per_rank)
+        cpus = available_cpus()
+        if threads > cpus and not args.allow_oversubscribe:
+            raise ConfigError(
+                f"threads per rank = {threads} (from {source}) exceeds the {cpus} CPU(s) this rank may use: "
+                f"allowed 1..{cpus} (with Open MPI give each rank its cores: mpirun --map-by slot:PE={threads} "
+                "or --bind-to none; or pass --allow-oversubscribe)"
+            )
+        if not (args.grace_s >= 0 and args.grace_s < float("inf")):
+            raise ConfigError(f"--grace-s = {args.grace_s}: allowed a finite number of seconds >= 0")
+    except ConfigError as e:
+        err = str(e)
+    err = par.first_error(err)  # same decision on every rank
+    if err:
+        if par.is_root:
+            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+    from . import kernel, rundir
+    from .run import execute
+
+    nest = kernel.import_nest()
+    try:
+        kernel.check_nest(nest, par)
+    except kernel.NestSetupError as e:
+        if par.is_root:
+            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    run_dir = args.run_dir or (par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
+    try:
+        status = execute(cfg, Path(run_dir), par, nest, threads=threads, overwrite=args.overwrite,
+                         argv=sys.argv, grace_s=args.grace_s)
+    except rundir.RunDirError as e:
+        if par.is_root:
+            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    if status == 0 and cfg.analysis.run_after_simulation and not args.no_analyze and par.is_root:
+        try:
+            from .analyze import analyze_run
+        except ImportError:
+            return status
+        analyze_run(Path(run_dir), print_table=True)
+    return status
+
+
+def cmd_config(args) -> int:
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        print(f"hpc_brunel: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(cfg.to_toml())
+    return 0
+
+
+def cmd_launch(args) -> int:
+    import os
+    import shutil
+    import subprocess
+
+    from .parallel import mpirun_argv
+
+    rest = [a for a in args.rest if a != "--"] or ["run"]
+    if shutil.which(args.mpirun) is None:
+        print(f"hpc_brunel: error: --mpirun {args.mpirun}: not found on PATH (install Open MPI or load an MPI module)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if rest[0] == "run" and "--threads" not in rest:
+        rest += ["--threads", str(args.threads)]
+    argv, env = mpirun_argv(args.ranks, args.threads, [sys.executable, "-m", "hpc_brunel", *rest], args.mpirun)
+    print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+    return subprocess.run(argv, env={**os.environ, **env}).returncode
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"run": cmd_run, "config": cmd_config, "launch": cmd_launch}[args.command](args)

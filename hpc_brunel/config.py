@@ -1,0 +1,324 @@
+"""Run configuration: typed dataclasses with a unit in every name, TOML in and out,
+CLI overrides, regime presets, and validation.
+
+Everything here is pure Python (no NEST, no MPI), so every rank makes the same
+decision on the same input and bad input is rejected before anything is built.
+
+Defaults reproduce the seed notebook's model at Brunel's (2000) full size
+(model A: delta synapses, NE=10000, NI=2500, CE=1000, CI=250, J=0.1 mV, g=5,
+D=1.5 ms, eta=2).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+CONFIG_SCHEMA_VERSION = 1
+
+NEURON_MODELS = ("iaf_psc_delta",)
+SYNAPSE_MODELS = ("static_synapse_hom_w", "static_synapse")
+
+# Brunel (2000), Fig. 8: (g, eta) of the four example states. Everything else is
+# the default network.
+REGIMES: dict[str, tuple[float, float]] = {
+    "sr": (3.0, 2.0),
+    "si-fast": (6.0, 4.0),
+    "ai": (5.0, 2.0),
+    "si-slow": (4.5, 0.9),
+}
+
+
+class ConfigError(ValueError):
+    """Bad user input. The message is one line that names the parameter and the
+    allowed values; the CLI prints it and exits with status 2 on every rank."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    n_excitatory: int = 10000
+    n_inhibitory: int = 2500
+    indegree_excitatory: int = 1000  # C_E
+    indegree_inhibitory: int = 250  # C_I
+    weight_mv: float = 0.1  # J, PSP amplitude of an excitatory spike
+    relative_inhibition: float = 5.0  # g, inhibitory weight = -g J
+    delay_ms: float = 1.5  # D
+    eta: float = 2.0  # nu_ext / nu_thr
+    synapse_model: str = "static_synapse_hom_w"
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_excitatory + self.n_inhibitory
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    model: str = "iaf_psc_delta"
+    v_threshold_mv: float = 20.0
+    v_reset_mv: float = 10.0
+    t_ref_ms: float = 2.0
+    tau_m_ms: float = 20.0
+    c_m_pf: float = 1.0
+    e_l_mv: float = 0.0
+    v_init_mv: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    t_sim_ms: float = 1000.0
+    resolution_ms: float = 0.1
+    chunk_ms: float = 100.0  # spikes are written to disk after every chunk
+    presim_ms: float = 0.0  # warm-up before the measured, recorded phase
+    rng_seed: int = 12345
+    threads_per_rank: int = 0  # 0: from --threads / SLURM_CPUS_PER_TASK / OMP_NUM_THREADS / 1
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    # Record the first N neurons of each population; 0 means all of them.
+    n_record_per_population: int = 0
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    t_transient_ms: float = 100.0
+    run_after_simulation: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+    # ---- derived quantities -------------------------------------------------
+    @property
+    def nu_threshold_hz(self) -> float:
+        """External rate per synapse that brings the free membrane to threshold."""
+        n, nu = self.network, self.neuron
+        return 1000.0 * nu.v_threshold_mv / (n.weight_mv * n.indegree_excitatory * nu.tau_m_ms)
+
+    @property
+    def poisson_rate_hz(self) -> float:
+        """Rate of the one Poisson generator that drives each neuron: eta * nu_thr * C_E."""
+        return self.network.eta * self.nu_threshold_hz * self.network.indegree_excitatory
+
+    def to_dict(self) -> dict:
+        return {"schema_version": CONFIG_SCHEMA_VERSION, **dataclasses.asdict(self)}
+
+    def to_toml(self) -> str:
+        lines = [f"# hpc_brunel resolved run configuration\nschema_version = {CONFIG_SCHEMA_VERSION}"]
+        for sec in fields(self):
+            lines.append(f"\n[{sec.name}]")
+            for f in fields(getattr(self, sec.name)):
+                lines.append(f"{f.name} = {_toml_value(getattr(getattr(self, sec.name), f.name))}")
+        return "\n".join(lines) + "\n"
+
+
+_SECTION_TYPES = {
+    "network": NetworkConfig,
+    "neuron": NeuronConfig,
+    "simulation": SimulationConfig,
+    "recording": RecordingConfig,
+    "analysis": AnalysisConfig,
+}
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _allowed_keys(section: str) -> str:
+    return ", ".join(f.name for f in fields(_SECTION_TYPES[section]))
+
+
+def _suggest(name: str, options) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(section: str, key: str, value, annotation: str):
+    """Check one value against its field's type; ints are accepted for floats."""
+    where = f"{section}.{key}"
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: must be true or false")
+        return value
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r}: must be an integer")
+        return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r}: must be a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
+        return value
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r}: must be a string")
+        return value
+    raise AssertionError(annotation)
+
+
+def from_dict(data: dict, base: RunConfig | None = None) -> RunConfig:
+    """Merge a nested {section: {key: value}} mapping onto `base` (default: defaults)."""
+    cfg = base or RunConfig()
+    data = dict(data)
+    version = data.pop("schema_version", CONFIG_SCHEMA_VERSION)
+    if version != CONFIG_SCHEMA_VERSION:
+        raise ConfigError(f"schema_version = {version!r}: this hpc_brunel reads schema_version {CONFIG_SCHEMA_VERSION}")
+    updates = {}
+    for section, values in data.items():
+        if section not in _SECTION_TYPES:
+            raise ConfigError(
+                f"unknown config section '{section}'{_suggest(section, _SECTION_TYPES)}: "
+                f"allowed sections are {', '.join(_SECTION_TYPES)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section '{section}' must be a table of key = value pairs")
+        sec_obj = getattr(cfg, section)
+        hints = {f.name: f.type for f in fields(sec_obj)}
+        changes = {}
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"unknown key '{section}.{key}'{_suggest(key, hints)}: allowed keys are {_allowed_keys(section)}"
+                )
+            changes[key] = _coerce(section, key, value, hints[key])
+        updates[section] = dataclasses.replace(sec_obj, **changes)
+    return dataclasses.replace(cfg, **updates)
+
+
+def load_toml(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read the file ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config {path}: malformed TOML ({e})") from None
+    return from_dict(data, base)
+
+
+def parse_override(assignment: str) -> dict:
+    """'network.relative_inhibition=4.5' -> {'network': {'relative_inhibition': 4.5}}.
+    The value is read as a TOML value; a bare word is taken as a string."""
+    if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
+        raise ConfigError(f"--set {assignment!r}: must look like section.key=value, e.g. network.relative_inhibition=4.5")
+    lhs, rhs = assignment.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    rhs = rhs.strip()
+    try:
+        value = tomllib.loads(f"v = {rhs}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = rhs
+    return {section: {key: value}}
+
+
+def apply_regime(cfg: RunConfig, regime: str) -> RunConfig:
+    if regime not in REGIMES:
+        raise ConfigError(f"--regime {regime!r}: unknown regime{_suggest(regime, REGIMES)}; allowed: {', '.join(REGIMES)}")
+    g, eta = REGIMES[regime]
+    return dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, relative_inhibition=g, eta=eta))
+
+
+def _multiple_of(x: float, step: float) -> bool:
+    k = round(x / step)
+    return k >= 1 and abs(k * step - x) <= 1e-9 * max(1.0, abs(x))
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Raise ConfigError for the first value out of its allowed range."""
+    n, nu, s, r, a = cfg.network, cfg.neuron, cfg.simulation, cfg.recording, cfg.analysis
+
+    def need(cond: bool, name: str, value, allowed: str) -> None:
+        if not cond:
+            raise ConfigError(f"{name} = {value!r} is out of range: allowed {allowed}")
+
+    need(n.n_excitatory >= 1, "network.n_excitatory", n.n_excitatory, "an integer >= 1")
+    need(n.n_inhibitory >= 1, "network.n_inhibitory", n.n_inhibitory, "an integer >= 1")
+    need(
+        0 <= n.indegree_excitatory <= n.n_excitatory,
+        "network.indegree_excitatory", n.indegree_excitatory,
+        f"0 <= C_E <= network.n_excitatory ({n.n_excitatory})",
+    )
+    need(
+        0 <= n.indegree_inhibitory <= n.n_inhibitory,
+        "network.indegree_inhibitory", n.indegree_inhibitory,
+        f"0 <= C_I <= network.n_inhibitory ({n.n_inhibitory})",
+    )
+    need(n.indegree_excitatory >= 1, "network.indegree_excitatory", n.indegree_excitatory,
+         "C_E >= 1 (it sets the threshold rate)")
+    need(n.weight_mv > 0, "network.weight_mv", n.weight_mv, "J > 0 mV")
+    need(n.relative_inhibition >= 0, "network.relative_inhibition", n.relative_inhibition, "g >= 0")
+    need(n.eta >= 0, "network.eta", n.eta, "eta >= 0")
+    need(n.synapse_model in SYNAPSE_MODELS, "network.synapse_model", n.synapse_model, " or ".join(SYNAPSE_MODELS))
+    need(nu.model in NEURON_MODELS, "neuron.model", nu.model, " or ".join(NEURON_MODELS))
+    need(nu.tau_m_ms > 0, "neuron.tau_m_ms", nu.tau_m_ms, "tau_m > 0 ms")
+    need(nu.c_m_pf > 0, "neuron.c_m_pf", nu.c_m_pf, "C_m > 0 pF")
+    need(nu.t_ref_ms >= 0, "neuron.t_ref_ms", nu.t_ref_ms, "t_ref >= 0 ms")
+    need(nu.v_reset_mv < nu.v_threshold_mv, "neuron.v_reset_mv", nu.v_reset_mv,
+         f"V_reset < neuron.v_threshold_mv ({nu.v_threshold_mv})")
+    need(nu.v_threshold_mv > nu.e_l_mv, "neuron.v_threshold_mv", nu.v_threshold_mv,
+         f"V_th > neuron.e_l_mv ({nu.e_l_mv})")
+    need(nu.v_init_mv < nu.v_threshold_mv, "neuron.v_init_mv", nu.v_init_mv,
+         f"V_m(0) < neuron.v_threshold_mv ({nu.v_threshold_mv})")
+
+    need(0.001 <= s.resolution_ms <= 10.0, "simulation.resolution_ms", s.resolution_ms, "0.001 ms <= dt <= 10 ms")
+    # NEST's time base is 0.001 ms (tics): dt must be a whole number of tics.
+    need(_multiple_of(s.resolution_ms, 0.001), "simulation.resolution_ms", s.resolution_ms, "a multiple of 0.001 ms")
+    need(n.delay_ms >= s.resolution_ms, "network.delay_ms", n.delay_ms,
+         f"D >= simulation.resolution_ms ({s.resolution_ms})")
+    need(_multiple_of(n.delay_ms, s.resolution_ms), "network.delay_ms", n.delay_ms,
+         f"a multiple of simulation.resolution_ms ({s.resolution_ms})")
+    need(s.t_sim_ms > 0, "simulation.t_sim_ms", s.t_sim_ms, "T > 0 ms")
+    need(s.chunk_ms > 0, "simulation.chunk_ms", s.chunk_ms, "chunk > 0 ms")
+    need(_multiple_of(s.chunk_ms, s.resolution_ms), "simulation.chunk_ms", s.chunk_ms,
+         f"a multiple of simulation.resolution_ms ({s.resolution_ms})")
+    need(_multiple_of(s.t_sim_ms, s.resolution_ms), "simulation.t_sim_ms", s.t_sim_ms,
+         f"a multiple of simulation.resolution_ms ({s.resolution_ms})")
+    need(s.presim_ms >= 0, "simulation.presim_ms", s.presim_ms, "presim >= 0 ms")
+    need(s.presim_ms == 0 or _multiple_of(s.presim_ms, s.resolution_ms), "simulation.presim_ms", s.presim_ms,
+         f"0 or a multiple of simulation.resolution_ms ({s.resolution_ms})")
+    need(1 <= s.rng_seed <= 2**31 - 1, "simulation.rng_seed", s.rng_seed, "1 <= seed <= 2147483647")
+    need(0 <= s.threads_per_rank <= 1024, "simulation.threads_per_rank", s.threads_per_rank,
+         "0 (automatic) or 1..1024")
+    need(
+        0 <= r.n_record_per_population <= min(n.n_excitatory, n.n_inhibitory),
+        "recording.n_record_per_population", r.n_record_per_population,
+        f"0 (all) or 1..{min(n.n_excitatory, n.n_inhibitory)}",
+    )
+    need(0 <= a.t_transient_ms < s.t_sim_ms, "analysis.t_transient_ms", a.t_transient_ms,
+         f"0 <= transient < simulation.t_sim_ms ({s.t_sim_ms})")
+    return cfg
+
+
+def resolve(config_path: str | None = None, overrides: typing.Iterable[dict] = (), regime: str | None = None) -> RunConfig:
+    """Defaults <- regime preset <- TOML file <- CLI overrides, then validated."""
+    cfg = RunConfig()
+    if regime:
+        cfg = apply_regime(cfg, regime)
+    if config_path:
+        cfg = load_toml(config_path, cfg)
+    for ov in overrides:
+        cfg = from_dict(ov, cfg)
+    return validate(cfg)

@@ -1,0 +1,110 @@
+"""NEST kernel set-up: import NEST quietly, check it matches the MPI launch, set
+threads / resolution / seed before anything is created, and read the kernel's
+timers and counters."""
+from __future__ import annotations
+
+import os
+
+from .parallel import Parallel, launcher_size
+
+NEST_MIN_VERSION = (3, 10)
+
+HOW_TO_GET_MPI_NEST = (
+    "run 'make setup' (builds NEST with MPI from the sdist into .venv) and use .venv/bin/python, "
+    "or load your cluster's MPI-enabled NEST module"
+)
+
+
+class NestSetupError(RuntimeError):
+    """NEST cannot run this launch (no MPI, too old, rank mismatch)."""
+
+
+def import_nest():
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    import nest  # noqa: PLC0415 - imported late on purpose: after MPI is up
+
+    return nest
+
+
+def check_nest(nest, par: Parallel) -> None:
+    """Refuse N duplicate simulations: the launcher, MPI and NEST must agree on
+    the number of ranks."""
+    version = tuple(int(x) for x in nest.__version__.split(".")[:2] if x.isdigit())
+    if version < NEST_MIN_VERSION:
+        raise NestSetupError(f"NEST {nest.__version__} is too old: hpc_brunel needs NEST >= 3.10; {HOW_TO_GET_MPI_NEST}")
+    n_launched, var = launcher_size()
+    n_nest = nest.NumProcesses()
+    if n_nest != max(par.size, n_launched):
+        have_mpi = nest.build_info.get("have_mpi", False)
+        why = "this NEST was built without MPI (have_mpi=False)" if not have_mpi else "NEST and mpi4py see different MPI worlds"
+        launched = f"the launcher started {max(par.size, n_launched)} ranks ({var or 'MPI_COMM_WORLD'})"
+        raise NestSetupError(
+            f"{launched} but NEST sees {n_nest} process(es): {why}; "
+            f"refusing to run {max(par.size, n_launched)} duplicate simulations; {HOW_TO_GET_MPI_NEST}"
+        )
+    if nest.Rank() != par.rank:
+        raise NestSetupError(f"NEST rank {nest.Rank()} differs from MPI rank {par.rank}")
+
+
+def setup_kernel(nest, *, threads_per_rank: int, resolution_ms: float, rng_seed: int) -> None:
+    nest.ResetKernel()
+    nest.verbosity = nest.VerbosityLevel.WARNING
+    # local_num_threads must be set before any node exists.
+    nest.SetKernelStatus(
+        {
+            "local_num_threads": threads_per_rank,
+            "resolution": resolution_ms,
+            "rng_seed": rng_seed,
+            "print_time": False,
+        }
+    )
+
+
+def kernel_timers(nest) -> dict[str, float]:
+    """All of NEST's time_* kernel counters (seconds), under NEST's own names, so
+    they line up with beNNch. Per-thread lists are reduced to their max."""
+    status = nest.GetKernelStatus()
+    out: dict[str, float] = {}
+    for key, value in status.items():
+        if not key.startswith("time_"):
+            continue
+        try:
+            if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+                out[key] = float(max(value)) if len(value) else 0.0
+            else:
+                out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+# NEST resets these at every Simulate() call; the others (construction, the
+# first Prepare's target-data exchange) keep their values.
+_PER_SIMULATE = ("simulate", "update", "spike_data", "secondary_data", "mpi_synchronization",
+                 "omp_synchronization_simulation")
+
+
+def is_per_simulate_timer(name: str) -> bool:
+    return any(part in name for part in _PER_SIMULATE)
+
+
+def accumulate_timers(total: dict[str, float], nest) -> dict[str, float]:
+    """Add this Simulate() call's timers to `total` (simulation-phase timers are
+    summed over calls, the others are taken as they are)."""
+    for key, value in kernel_timers(nest).items():
+        total[key] = total.get(key, 0.0) + value if is_per_simulate_timer(key) else value
+    return total
+
+
+def memory_kib() -> dict[str, int]:
+    """VmPeak / VmHWM / VmRSS of this process in KiB (Linux), else empty."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in ("VmPeak", "VmHWM", "VmRSS", "VmSize"):
+                    out[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return out

@@ -1,0 +1,100 @@
+"""Configuration: defaults, TOML round trip, overrides, presets and validation (pure Python)."""
+import dataclasses
+
+import pytest
+
+from hpc_brunel import config as C
+
+
+def test_defaults_are_the_papers_full_network():
+    cfg = C.RunConfig()
+    n = cfg.network
+    assert (n.n_excitatory, n.n_inhibitory, n.indegree_excitatory, n.indegree_inhibitory) == (10000, 2500, 1000, 250)
+    assert (n.weight_mv, n.relative_inhibition, n.delay_ms, n.eta) == (0.1, 5.0, 1.5, 2.0)
+    nu = cfg.neuron
+    assert (nu.v_threshold_mv, nu.v_reset_mv, nu.t_ref_ms, nu.tau_m_ms, nu.c_m_pf, nu.e_l_mv, nu.v_init_mv) == (
+        20.0, 10.0, 2.0, 20.0, 1.0, 0.0, 0.0)
+    assert cfg.simulation.resolution_ms == 0.1 and cfg.simulation.t_sim_ms == 1000.0
+    # eta * V_th / (J tau_m) per ms = 2 * 20 / (0.1 * 20) = 20 per ms = 20 kHz
+    assert cfg.poisson_rate_hz == pytest.approx(20000.0)
+    assert cfg.nu_threshold_hz == pytest.approx(10.0)
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = C.resolve(overrides=[{"network": {"relative_inhibition": 4.5}}, {"simulation": {"rng_seed": 7}}])
+    p = tmp_path / "c.toml"
+    p.write_text(cfg.to_toml())
+    assert C.load_toml(p) == cfg
+
+
+def test_override_parsing_and_precedence(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[network]\neta = 3.0\nrelative_inhibition = 6\n")
+    cfg = C.resolve(str(p), [C.parse_override("network.eta=1.5")], regime="sr")
+    assert cfg.network.eta == 1.5  # CLI beats file
+    assert cfg.network.relative_inhibition == 6.0  # file beats preset
+    assert isinstance(cfg.network.relative_inhibition, float)
+
+
+@pytest.mark.parametrize("regime,g,eta", [("sr", 3, 2), ("si-fast", 6, 4), ("ai", 5, 2), ("si-slow", 4.5, 0.9)])
+def test_regime_presets(regime, g, eta):
+    cfg = C.resolve(regime=regime)
+    assert (cfg.network.relative_inhibition, cfg.network.eta) == (g, eta)
+    assert cfg.network.n_excitatory == 10000
+
+
+BAD = [
+    ("network.n_excitatory=0", "network.n_excitatory"),
+    ("network.n_inhibitory=-5", "network.n_inhibitory"),
+    ("network.indegree_excitatory=20000", "network.indegree_excitatory"),
+    ("network.indegree_inhibitory=3000", "network.indegree_inhibitory"),
+    ("network.delay_ms=0.05", "network.delay_ms"),
+    ("network.delay_ms=1.55", "network.delay_ms"),
+    ("simulation.chunk_ms=33.33", "simulation.chunk_ms"),
+    ("simulation.t_sim_ms=-1", "simulation.t_sim_ms"),
+    ("simulation.resolution_ms=0", "simulation.resolution_ms"),
+    ("simulation.threads_per_rank=-1", "simulation.threads_per_rank"),
+    ("network.weight_mv=nan", "network.weight_mv"),
+    ("network.eta=inf", "network.eta"),
+    ('network.eta="two"', "network.eta"),
+    ("network.n_excitatory=1.5", "network.n_excitatory"),
+    ("network.relative_inhibition=-1", "network.relative_inhibition"),
+    ("neuron.v_reset_mv=25", "neuron.v_reset_mv"),
+    ("neuron.tau_m_ms=0", "neuron.tau_m_ms"),
+    ("network.indegre_excitatory=5", "indegre_excitatory"),
+    ("networks.eta=2", "networks"),
+    ("simulation.rng_seed=0", "simulation.rng_seed"),
+    ("recording.n_record_per_population=5000", "recording.n_record_per_population"),
+    ("analysis.t_transient_ms=5000", "analysis.t_transient_ms"),
+]
+
+
+@pytest.mark.parametrize("assignment,name", BAD)
+def test_bad_values_name_the_parameter(assignment, name):
+    with pytest.raises(C.ConfigError) as e:
+        C.resolve(overrides=[C.parse_override(assignment)])
+    msg = str(e.value)
+    assert name in msg and "\n" not in msg
+
+
+def test_unknown_key_suggests_the_right_one():
+    with pytest.raises(C.ConfigError, match="did you mean 'indegree_excitatory'"):
+        C.resolve(overrides=[C.parse_override("network.indegre_excitatory=5")])
+
+
+def test_malformed_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[network\neta = 2\n")
+    with pytest.raises(C.ConfigError, match="malformed TOML"):
+        C.load_toml(p)
+
+
+def test_unknown_regime():
+    with pytest.raises(C.ConfigError, match="allowed: sr, si-fast, ai, si-slow"):
+        C.resolve(regime="chaos")
+
+
+def test_config_is_immutable():
+    cfg = C.RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.network.eta = 3.0
