@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow more threads per rank than CPUs this rank may use")
     r.add_argument("-v", "--verbose", action="store_true")
 
+    an = sub.add_parser("analyze", help="gather the rank files into one SONATA spike file, compute statistics, "
+                                        "write analysis.json, report.md and figures")
+    an.add_argument("run_dir", type=Path)
+    an.add_argument("--partial", action="store_true",
+                    help="analyze an incomplete run up to the last model time that all ranks flushed")
+    an.add_argument("--transient-ms", type=float, help="initial transient to discard [ms] (default: config, 100)")
+    an.add_argument("--no-plots", action="store_true")
+
     la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
                                       "--oversubscribe / binding / root variables only where needed")
     la.add_argument("-n", "--ranks", type=_positive_int, default=4)
@@ -191,6 +199,24 @@ def cmd_launch(args) -> int:
     return subprocess.run(argv, env={**os.environ, **env}).returncode
 
 
+def cmd_analyze(args) -> int:
+    from .analyze import analyze_run
+    from .gather import IncompleteRunError
+
+    if args.transient_ms is not None and not (0 <= args.transient_ms < float("inf")):
+        print(f"hpc_brunel: error: --transient-ms = {args.transient_ms}: allowed a finite number >= 0",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        analyze_run(args.run_dir, partial=args.partial, t_transient_ms=args.transient_ms, plots=not args.no_plots,
+                    print_table=True)
+    except IncompleteRunError as e:
+        print(f"hpc_brunel: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "config": cmd_config, "launch": cmd_launch}[args.command](args)
+    commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze}
+    return commands[args.command](args)

@@ -115,6 +115,8 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
     n_rec = cfg["recording"]["n_record_per_population"]
     n_neurons = {p: n_rec or cfg["network"][f"n_{p}"] for p in pops}
 
+    reached = record.get("t_model_reached_ms")
+    is_partial = record.get("status") != "complete" or reached is None or t_until < float(reached)
     files = [open_rank_file(s.path) for s in states]
     try:
         p_index = [json.loads(f.attrs["populations"]) for f in files]
@@ -161,14 +163,14 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
                     counts[p] += len(t)
             root.attrs["hpc_brunel_t_start_ms"] = float(cfg["simulation"]["presim_ms"])
             root.attrs["hpc_brunel_t_stop_ms"] = float(t_until)
-            root.attrs["hpc_brunel_partial"] = bool(partial and t_until < record.get("t_model_reached_ms", -1))
+            root.attrs["hpc_brunel_partial"] = is_partial
         os.replace(tmp, run_dir / SPIKES_FILE)
     finally:
         for f in files:
             f.close()
     return {"spikes": counts, "n_neurons": n_neurons, "t_start_ms": float(cfg["simulation"]["presim_ms"]),
             "t_stop_ms": float(t_until), "n_chunks": n_chunks, "ranks": len(states),
-            "partial": t_until < float(record.get("t_model_reached_ms") or float("inf"))}
+            "partial": is_partial}
 
 
 def read_sonata(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:

@@ -51,7 +51,10 @@ def distributions(stats: dict, path: Path) -> None:
     for pop in ("excitatory", "inhibitory"):
         s = stats[pop]
         r = s["_rates_hz"]
-        a1.hist(r, bins=50, histtype="step", lw=1.5, color=COLORS[pop], density=True,
+        step = 1000.0 / s["_duration_ms"]  # rates are spike counts / window: multiples of this
+        width = step * max(1, int(np.ceil((r.max() - r.min()) / step / 60)))
+        bins = np.arange(r.min() - step / 2, r.max() + width, width)
+        a1.hist(r, bins=bins, histtype="step", lw=1.5, color=COLORS[pop], density=True,
                 label=f"{pop}: {s['rate_mean_hz']:.1f} ± {s['rate_sd_hz']:.1f} Hz")
         if len(s["_cv"]):
             a2.hist(s["_cv"], bins=50, histtype="step", lw=1.5, color=COLORS[pop], density=True,

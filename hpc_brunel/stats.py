@@ -11,16 +11,19 @@ import numpy as np
 from scipy import signal
 
 # --- regime classification: every threshold in one place --------------------
-# Measured on the full 12,500-neuron network (see README, "Regimes"):
-#   SR      : CV ~ 0.0-0.3, chi ~ 0.6-1, rates near 1/t_ref
-#   SI-fast : CV ~ 0.7-1,   chi ~ 0.3-0.6, PSD peak ~ 150-250 Hz
-#   AI      : CV ~ 0.8-1,   chi < 0.1,     flat spectrum
-#   SI-slow : CV ~ 0.8-1.2, chi ~ 0.1-0.3, PSD peak ~ 10-60 Hz
+# Measured on the full 12,500-neuron network, 600 ms, first 100 ms discarded,
+# 2x1 decomposition, seed 12345 (network-wide values; see README "Regimes"):
+#   preset (g, eta)     CV(ISI)  chi    PSD peak  peak/mean
+#   SR      (3, 2)      0.001    0.50   332 Hz    73
+#   SI-fast (6, 4)      0.78     0.21   184 Hz    28
+#   AI      (5, 2)      0.41     0.094  117 Hz    8.6
+#   SI-slow (4.5, 0.9)  0.39*    0.13   20 Hz     24
+# (* biased low: ~3 spikes per neuron in 500 ms)
 REGIME_THRESHOLDS = {
-    "regular_cv_max": 0.5,  # mean CV(ISI) below this: regular firing (SR)
-    "synchrony_chi_min": 0.12,  # Golomb's chi above this: synchronous
-    "psd_peak_ratio_min": 8.0,  # ...or a spectral peak this many times the mean power
-    "fast_oscillation_hz": 80.0,  # peak frequency above this: SI-fast, below: SI-slow
+    "regular_cv_max": 0.2,  # mean CV(ISI) below this: regular firing (SR)
+    "synchrony_chi_min": 0.15,  # Golomb's chi at or above this: synchronous
+    "psd_peak_ratio_min": 15.0,  # ...or a spectral peak at least this many times the mean power
+    "fast_oscillation_hz": 80.0,  # peak frequency at or above this: SI-fast, below: SI-slow
 }
 REGIMES = ("SR", "SI-fast", "AI", "SI-slow")
 
@@ -144,6 +147,7 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
         "psd_peak_hz": spec.peak_hz,
         "psd_peak_ratio": spec.peak_ratio,
         "_rates_hz": rates,
+        "_duration_ms": duration,
         "_cv": cv,
         "_spectrum": spec,
     }
