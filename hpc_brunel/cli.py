@@ -105,6 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--transient-ms", type=float, help="initial transient to discard [ms] (default: config, 100)")
     an.add_argument("--no-plots", action="store_true")
 
+    sc = sub.add_parser("scale", help="strong- or weak-scaling series (beNNch-style timers, table and plots)")
+    sc.add_argument("kind", choices=["strong", "weak", "plot"],
+                    help="strong: fixed 12,500-neuron network; weak: neurons grow with the VPs; plot: redraw a table")
+    sc.add_argument("--decompositions", default="1x1,1x2,2x1,4x1",
+                    help="comma-separated RANKSxTHREADS points (default: 1x1,1x2,2x1,4x1)")
+    sc.add_argument("--repetitions", type=_positive_int, default=2, help="runs per point, seeds seed, seed+1, ...")
+    sc.add_argument("--t-sim-ms", type=float, default=500.0, help="measured model time per run [ms]")
+    sc.add_argument("--presim-ms", type=float, default=100.0, help="warm-up excluded from the measurement [ms]")
+    sc.add_argument("--neurons", type=_positive_int, default=12500, help="strong scaling: network size (80 %% E)")
+    sc.add_argument("--neurons-per-vp", type=_positive_int, default=3125, help="weak scaling: neurons per VP")
+    sc.add_argument("--seed", type=int, default=12345)
+    sc.add_argument("--out", type=Path, help="series directory (default: runs/scaling-<kind>-<date>), or the "
+                                             "table/directory to plot")
+    sc.add_argument("--slurm", action="store_true", help="submit the series to SLURM instead of running it here")
+    sc.add_argument("--run-args", default="", metavar="'OPTIONS'",
+                    help="extra 'hpc_brunel run' options for every point, e.g. --run-args '--set network.eta=1.5'")
+
     la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
                                       "--oversubscribe / binding / root variables only where needed")
     la.add_argument("-n", "--ranks", type=_positive_int, default=4)
@@ -216,7 +233,57 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_scale(args) -> int:
+    import datetime as dt
+    import shlex
+
+    from . import scaling
+    from .scaling_plots import format_table, plot_table
+
+    if args.kind == "plot":
+        if not args.out:
+            print("hpc_brunel: error: scale plot needs --out TABLE_OR_SERIES_DIR", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        header, rows = scaling.read_table(args.out)
+        print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
+        print("\n".join(str(p) for p in plot_table(args.out)))
+        return 0
+    try:
+        decomps = scaling.parse_decompositions(args.decompositions)
+        for name, v in (("--t-sim-ms", args.t_sim_ms), ("--presim-ms", args.presim_ms)):
+            if not (0 <= v < float("inf")) or (name == "--t-sim-ms" and v == 0):
+                raise ConfigError(f"{name} = {v}: allowed a finite number of ms > 0")
+        series = scaling.plan(args.kind, decomps, repetitions=args.repetitions, t_sim_ms=args.t_sim_ms,
+                              presim_ms=args.presim_ms, neurons=args.neurons, neurons_per_vp=args.neurons_per_vp, seed=args.seed,
+                              extra_args=shlex.split(args.run_args))
+        if min(p.n_excitatory for p in series.points) < 1000 and "indegree" not in args.run_args:
+            what = "--neurons-per-vp" if args.kind == "weak" else "--neurons"
+            raise ConfigError(f"{what}: the smallest point has fewer than C_E = 1000 excitatory neurons; allowed "
+                              "--neurons >= 1250 (weak: --neurons-per-vp x VPs >= 1250), or lower the in-degrees "
+                              "with --run-args")
+    except ConfigError as e:
+        print(f"hpc_brunel: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = args.out or Path("runs") / f"scaling-{args.kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if args.slurm:
+        from .jobscript import submit_series
+
+        return submit_series(series, out)
+    try:
+        scaling.run_local(series, out)
+    except RuntimeError as e:
+        print(f"hpc_brunel: error: {e}", file=sys.stderr)
+        return 1
+    rows = scaling.collect(out)
+    print(format_table(scaling.aggregate(rows, args.kind)))
+    for p in plot_table(out):
+        print(f"plot: {p}")
+    print(f"table: {out / scaling.RESULTS_CSV}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze}
+    commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
+                "scale": cmd_scale}
     return commands[args.command](args)

@@ -25,7 +25,7 @@ NEST_MODELS=${NEST_MODELS:-iaf_psc_delta;iaf_psc_alpha;iaf_psc_exp;poisson_gener
 NEST_OPTIMIZE=${NEST_OPTIMIZE:--O3;-march=native}
 NEST_DETAILED_TIMERS=${NEST_DETAILED_TIMERS:-ON}
 NEST_CMAKE_EXTRA=${NEST_CMAKE_EXTRA:-}
-PY_DEPS=(numpy scipy h5py matplotlib pytest)
+PY_DEPS=(numpy scipy h5py matplotlib pytest elephant)
 APT_PKGS=(openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
 
 say() { echo "[setup] $*"; }

@@ -1,0 +1,267 @@
+"""Strong- and weak-scaling series, beNNch style.
+
+A series is a directory holding `series.json` (what to run: one point per
+decomposition x repetition) and one run directory per point. The same series
+description is run locally over mpirun (`run_local`) or handed to SLURM (the
+jobscript module renders one job per point). `collect` turns the finished run
+directories into one results table (JSON lines + CSV) with the machine and the
+date; `hpc_brunel.scaling_plots` draws it.
+
+Per point we take NEST's kernel timers under NEST's own names (max and mean over
+ranks; per-thread timers were already reduced to their max over threads), the
+Python-side wall time per phase, peak memory per rank, spikes and the real-time
+factor. A presimulation (warm-up) is excluded from the measured phase.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import provenance
+from .config import ConfigError
+from .parallel import mpirun_argv
+
+SERIES_JSON = "series.json"
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+
+# Timers that make up the simulation phase (NEST names, detailed timers).
+SIM_PHASES = ("time_update", "time_gather_spike_data", "time_communicate_spike_data", "time_deliver_spike_data",
+              "time_collocate_spike_data")
+ALL_TIMERS = ("time_construction_create", "time_construction_connect", "time_communicate_prepare",
+              "time_simulate", *SIM_PHASES, "time_omp_synchronization_simulation", "time_mpi_synchronization")
+
+
+@dataclass
+class Point:
+    name: str
+    ranks: int
+    threads: int
+    repetition: int
+    seed: int
+    n_excitatory: int
+    n_inhibitory: int
+
+    @property
+    def vps(self) -> int:
+        return self.ranks * self.threads
+
+    def run_args(self, series: "Series", run_dir: Path) -> list[str]:
+        return [
+            "run", "--no-analyze", "--overwrite", "--run-dir", str(run_dir), "--threads", str(self.threads),
+            "--seed", str(self.seed), "--t-sim-ms", str(series.t_sim_ms),
+            "--set", f"simulation.presim_ms={series.presim_ms}", "--set", "analysis.t_transient_ms=0",
+            "--set", f"network.n_excitatory={self.n_excitatory}",
+            "--set", f"network.n_inhibitory={self.n_inhibitory}",
+            *series.extra_args,
+        ]
+
+
+@dataclass
+class Series:
+    kind: str  # strong | weak
+    points: list[Point]
+    t_sim_ms: float
+    presim_ms: float
+    extra_args: list[str] = field(default_factory=list)
+    created: str = ""
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / SERIES_JSON).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> "Series":
+        d = json.loads((Path(directory) / SERIES_JSON).read_text())
+        d["points"] = [Point(**p) for p in d["points"]]
+        return cls(**d)
+
+
+def parse_decompositions(text: str) -> list[tuple[int, int]]:
+    """'1x1,1x2,2x1' -> [(1, 1), (1, 2), (2, 1)] (ranks x threads per rank)."""
+    out = []
+    for item in text.split(","):
+        try:
+            r, t = (int(x) for x in item.lower().strip().split("x"))
+        except ValueError:
+            raise ConfigError(f"--decompositions {text!r}: each item must be RANKSxTHREADS, e.g. 2x1") from None
+        if r < 1 or t < 1:
+            raise ConfigError(f"--decompositions {item!r}: ranks and threads must be >= 1")
+        out.append((r, t))
+    if not out:
+        raise ConfigError("--decompositions: give at least one RANKSxTHREADS")
+    return out
+
+
+def plan(kind: str, decompositions: list[tuple[int, int]], *, repetitions: int = 2, t_sim_ms: float = 500.0,
+         presim_ms: float = 100.0, neurons: int = 12500, neurons_per_vp: int = 3125, seed: int = 12345,
+         extra_args: list[str] | None = None) -> Series:
+    """Strong: the same network at every point. Weak: neurons_per_vp x VPs neurons
+    (80 % excitatory), in-degrees and drive fixed (NEST's convention)."""
+    if kind not in ("strong", "weak"):
+        raise ConfigError(f"scaling kind {kind!r}: allowed strong or weak")
+    if repetitions < 1:
+        raise ConfigError(f"--repetitions {repetitions}: allowed >= 1")
+    points = []
+    for ranks, threads in decompositions:
+        n = neurons if kind == "strong" else neurons_per_vp * ranks * threads
+        n_e = int(round(0.8 * n))
+        for rep in range(repetitions):
+            points.append(Point(name=f"{ranks}x{threads}-rep{rep}", ranks=ranks, threads=threads, repetition=rep,
+                                seed=seed + rep, n_excitatory=n_e, n_inhibitory=n - n_e))
+    return Series(kind, points, t_sim_ms, presim_ms, list(extra_args or []), created=_dt.datetime.now().isoformat())
+
+
+def run_local(series: Series, directory: Path, *, python: str = sys.executable, log=print) -> None:
+    """Run every point not yet done, one after the other, with mpirun."""
+    series.save(directory)
+    for p in series.points:
+        run_dir = directory / p.name
+        rj = run_dir / "run.json"
+        if rj.exists() and json.loads(rj.read_text()).get("status") == "complete":
+            log(f"[scale] {p.name}: done already, skipped")
+            continue
+        argv, env = mpirun_argv(p.ranks, p.threads, [python, "-m", "hpc_brunel", *p.run_args(series, run_dir)])
+        oversub = " (OVERSUBSCRIBED)" if p.vps > os.cpu_count() else ""
+        log(f"[scale] {p.name}: {p.ranks} rank(s) x {p.threads} thread(s), "
+            f"{p.n_excitatory + p.n_inhibitory} neurons{oversub}")
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
+        if proc.returncode != 0:
+            errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()][:3]
+            raise RuntimeError(f"point {p.name} failed (exit {proc.returncode}): "
+                               + (" | ".join(errors) or proc.stderr[-2000:]))
+        log(f"[scale] {p.name}: {time.perf_counter() - t0:.1f} s")
+
+
+def point_result(series: Series, p: Point, run_dir: Path, cores: int | None = None) -> dict:
+    """One row of the results table from a finished run directory."""
+    from .recording import open_rank_file, rank_file_name, read_meta
+
+    rec = json.loads((run_dir / "run.json").read_text())
+    n_neurons = rec["config"]["network"]["n_excitatory"] + rec["config"]["network"]["n_inhibitory"]
+    metas = []
+    for r in range(p.ranks):
+        with open_rank_file(run_dir / rank_file_name(r)) as f:
+            metas.append(read_meta(f))
+    row = {
+        "series": series.kind, "point": p.name, "ranks": p.ranks, "threads_per_rank": p.threads, "vps": p.vps,
+        "repetition": p.repetition, "seed": p.seed, "neurons": n_neurons,
+        "t_sim_ms": series.t_sim_ms, "presim_ms": series.presim_ms,
+        "oversubscribed": p.vps > (cores or os.cpu_count()),
+        "synapses": rec["synapses_total"], "spikes": sum(rec["spikes"].values()),
+        "rate_hz": sum(rec["spikes"].values()) / n_neurons / (series.t_sim_ms / 1000.0),
+        "hosts": ",".join(rec.get("hosts", [])), "slurm_job_id": rec.get("slurm", {}).get("SLURM_JOB_ID", ""),
+        "date": rec.get("started", ""),
+    }
+    for t in ALL_TIMERS:
+        vals = [m["nest_timers_s"].get(t, float("nan")) for m in metas]
+        row[f"{t}_max"] = max(vals)
+        row[f"{t}_mean"] = sum(vals) / len(vals)
+    for ph in ("setup_kernel", "build_network", "presimulate", "simulate"):
+        vals = [m["python_phases_s"].get(ph, 0.0) for m in metas]
+        row[f"wall_{ph}_s"] = max(vals)
+    row["wall_total_s"] = rec.get("wall_time_s")
+    row["real_time_factor"] = row["wall_simulate_s"] / (series.t_sim_ms / 1000.0)
+    row["vm_hwm_mib_max"] = max(m["memory_kib"].get("VmHWM", 0) for m in metas) / 1024.0
+    row["vm_hwm_mib_mean"] = sum(m["memory_kib"].get("VmHWM", 0) for m in metas) / len(metas) / 1024.0
+    row["vm_peak_mib_max"] = max(m["memory_kib"].get("VmPeak", 0) for m in metas) / 1024.0
+    return row
+
+
+def collect(directory: Path) -> list[dict]:
+    """Write results.jsonl and results.csv for every finished point; returns the rows."""
+    directory = Path(directory)
+    series = Series.load(directory)
+    rows, missing = [], []
+    for p in series.points:
+        run_dir = directory / p.name
+        rj = run_dir / "run.json"
+        if not rj.exists() or json.loads(rj.read_text()).get("status") != "complete":
+            missing.append(p.name)
+            continue
+        rows.append(point_result(series, p, run_dir))
+    machine = provenance.machine()
+    header = {"machine": machine, "versions": provenance.versions(), "date": _dt.date.today().isoformat(),
+              "series": series.kind, "missing_points": missing}
+    with open(directory / RESULTS_JSONL, "w") as f:
+        f.write(json.dumps({"header": header}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    if rows:
+        with open(directory / RESULTS_CSV, "w", newline="") as f:
+            f.write(f"# machine: {machine['cpu_model']} ({machine['cpus_online']} CPUs) on {machine['hostname']}; "
+                    f"date {header['date']}\n")
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return rows
+
+
+def read_table(path: Path) -> tuple[dict, list[dict]]:
+    """(header, rows) from a results.jsonl (or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_JSONL
+    header, rows = {}, []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        if "header" in d:
+            header = d["header"]
+        else:
+            rows.append(d)
+    return header, rows
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+AGG_METRICS = ("time_construction_create_max", "time_construction_connect_max", "time_simulate_max",
+               *(f"{t}_max" for t in SIM_PHASES), "wall_build_network_s", "wall_simulate_s", "wall_total_s",
+               "real_time_factor", "vm_hwm_mib_max", "vm_hwm_mib_mean", "rate_hz")
+
+
+def aggregate(rows: list[dict], kind: str) -> list[dict]:
+    """Median over repetitions per decomposition, then speedup and parallel
+    efficiency of the simulation phase (NEST time_simulate, max over ranks)
+    relative to the point with the fewest VPs (1x1 first).
+      strong: speedup = T_ref / T,  efficiency = speedup * VPs_ref / VPs
+      weak:   efficiency = T_ref / T (ideal: flat time), speedup = efficiency * VPs / VPs_ref
+    """
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["ranks"], r["threads_per_rank"]), []).append(r)
+    out = []
+    for (ranks, threads), rs in groups.items():
+        a = {"ranks": ranks, "threads_per_rank": threads, "vps": ranks * threads, "repetitions": len(rs),
+             "neurons": rs[0]["neurons"], "oversubscribed": any(r["oversubscribed"] for r in rs)}
+        for m in AGG_METRICS:
+            vals = [r[m] for r in rs if r.get(m) is not None]
+            a[m] = _median(vals) if vals else float("nan")
+        a["time_to_solution_s"] = (a["time_construction_create_max"] + a["time_construction_connect_max"]
+                                   + a["time_simulate_max"])
+        out.append(a)
+    out.sort(key=lambda a: (a["vps"], a["threads_per_rank"]))
+    if not out:
+        return out
+    ref = min(out, key=lambda a: (a["vps"], a["threads_per_rank"]))
+    for a in out:
+        ratio = ref["time_simulate_max"] / a["time_simulate_max"]
+        if kind == "strong":
+            a["speedup"] = ratio
+            a["efficiency"] = ratio * ref["vps"] / a["vps"]
+        else:
+            a["efficiency"] = ratio
+            a["speedup"] = ratio * a["vps"] / ref["vps"]
+        a["reference"] = f"{ref['ranks']}x{ref['threads_per_rank']}"
+    return out
