@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--run-args", default="", metavar="'OPTIONS'",
                     help="extra 'hpc_brunel run' options for every point, e.g. --run-args '--set network.eta=1.5'")
 
+    sc.add_argument("--partition", default="", help="with --slurm")
+    sc.add_argument("--account", default="", help="with --slurm")
+    sc.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: time limit per point")
+
+    from .jobscript import main_args as jobscript_args
+
+    jobscript_args(sub)
+
     la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
                                       "--oversubscribe / binding / root variables only where needed")
     la.add_argument("-n", "--ranks", type=_positive_int, default=4)
@@ -244,6 +252,8 @@ def cmd_scale(args) -> int:
         if not args.out:
             print("hpc_brunel: error: scale plot needs --out TABLE_OR_SERIES_DIR", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if (args.out / scaling.SERIES_JSON).exists():  # a series directory: (re)collect its finished points
+            scaling.collect(args.out)
         header, rows = scaling.read_table(args.out)
         print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
         print("\n".join(str(p) for p in plot_table(args.out)))
@@ -266,9 +276,14 @@ def cmd_scale(args) -> int:
         return EXIT_BAD_INPUT
     out = args.out or Path("runs") / f"scaling-{args.kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     if args.slurm:
-        from .jobscript import submit_series
+        from .jobscript import Cluster, submit_series
 
-        return submit_series(series, out)
+        try:
+            cluster = Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit).validate()
+        except ConfigError as e:
+            print(f"hpc_brunel: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return submit_series(series, out, cluster)
     try:
         scaling.run_local(series, out)
     except RuntimeError as e:
@@ -282,8 +297,14 @@ def cmd_scale(args) -> int:
     return 0
 
 
+def cmd_jobscript(args) -> int:
+    from .jobscript import cmd_jobscript as run_it
+
+    return run_it(args)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
-                "scale": cmd_scale}
+                "scale": cmd_scale, "jobscript": cmd_jobscript}
     return commands[args.command](args)

@@ -228,7 +228,8 @@ def _median(xs: list[float]) -> float:
 
 AGG_METRICS = ("time_construction_create_max", "time_construction_connect_max", "time_simulate_max",
                *(f"{t}_max" for t in SIM_PHASES), "wall_build_network_s", "wall_simulate_s", "wall_total_s",
-               "real_time_factor", "vm_hwm_mib_max", "vm_hwm_mib_mean", "rate_hz")
+               "real_time_factor", "vm_hwm_mib_max", "vm_hwm_mib_mean", "rate_hz", "time_simulate_mean",
+               *(f"{t}_mean" for t in SIM_PHASES))
 
 
 def aggregate(rows: list[dict], kind: str) -> list[dict]:

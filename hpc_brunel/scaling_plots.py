@@ -22,13 +22,16 @@ PHASES = [  # (label, column); "other simulate" is time_simulate minus the liste
 ]
 
 
-def phase_times(a: dict) -> dict[str, float]:
-    gather = a["time_gather_spike_data_max"] + a["time_collocate_spike_data_max"]
-    known = (a["time_update_max"] + a["time_deliver_spike_data_max"] + a["time_communicate_spike_data_max"]
-             + gather)
-    out = {label: a[col] for label, col in PHASES if col}
+def phase_times(a: dict, stat: str = "max") -> dict[str, float]:
+    """Seconds per phase; stat 'max' (over ranks, each phase on its own) or 'mean'."""
+    def v(col):
+        return a.get(col.replace("_max", f"_{stat}"), float("nan"))
+
+    gather = v("time_gather_spike_data_max") + v("time_collocate_spike_data_max")
+    known = v("time_update_max") + v("time_deliver_spike_data_max") + v("time_communicate_spike_data_max") + gather
+    out = {label: v(col) for label, col in PHASES if col}
     out["gather+collocate spikes"] = gather
-    out["other simulate"] = max(0.0, a["time_simulate_max"] - known)
+    out["other simulate"] = max(0.0, v("time_simulate_max") - known)
     return out
 
 
@@ -103,11 +106,11 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax = axs[1, 2]
     bottom = np.zeros(len(agg))
     for k, (label, _) in enumerate(PHASES[2:], start=2):
-        vals = np.array([phase_times(a)[label] / a["time_simulate_max"] for a in agg])
+        vals = np.array([phase_times(a, "mean")[label] / a["time_simulate_mean"] for a in agg])
         ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
         bottom += vals
     ax.set_xticks(x, labels)
-    ax.set_ylabel("fraction of time_simulate")
+    ax.set_ylabel("fraction of time_simulate (mean over ranks)")
     ax.set_title("simulation phase fractions")
     ax.legend(fontsize=7)
 
