@@ -170,7 +170,7 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
         pc = Cluster(**{**c.__dict__, "ntasks_per_node": p.ranks, "cpus_per_task": p.threads, "nodes": 1})
         run_dir = out / p.name
         script = write(out / "jobs" / f"{p.name}.sbatch",
-                       render_run(pc, run_dir, p.run_args(series, run_dir)[4:], job_name=f"brunel-{p.name}",
+                       render_run(pc, run_dir, p.options(series), job_name=f"brunel-{p.name}",
                                   log_dir=out / "jobs"))
         ids.append(sbatch(script))
         print(f"{p.name}: job {ids[-1]}")

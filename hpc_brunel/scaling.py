@@ -54,9 +54,12 @@ class Point:
         return self.ranks * self.threads
 
     def run_args(self, series: "Series", run_dir: Path) -> list[str]:
+        return ["run", "--no-analyze", "--run-dir", str(run_dir), *self.options(series)]
+
+    def options(self, series: "Series") -> list[str]:
+        """`hpc_brunel run` options of this point, run directory aside."""
         return [
-            "run", "--no-analyze", "--overwrite", "--run-dir", str(run_dir), "--threads", str(self.threads),
-            "--seed", str(self.seed), "--t-sim-ms", str(series.t_sim_ms),
+            "--overwrite", "--threads", str(self.threads), "--seed", str(self.seed), "--t-sim-ms", str(series.t_sim_ms),
             "--set", f"simulation.presim_ms={series.presim_ms}", "--set", "analysis.t_transient_ms=0",
             "--set", f"network.n_excitatory={self.n_excitatory}",
             "--set", f"network.n_inhibitory={self.n_inhibitory}",

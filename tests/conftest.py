@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("PYNEST_QUIET", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A small Brunel network with the same structure (in-degrees 10 % of the sources).

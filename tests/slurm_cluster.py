@@ -1,0 +1,170 @@
+"""A real single-node SLURM on this machine for the jobscript tests.
+
+munged, slurmctld and slurmd on localhost with a generated slurm.conf passed
+through SLURM_CONF; no systemd, no cgroups. Installs Debian's slurm-wlm and munge
+when root and they are missing. Daemons are torn down by PID.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PACKAGES = ("slurm-wlm", "munge")
+
+
+class SlurmUnavailable(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_packages() -> None:
+    if shutil.which("slurmctld") and shutil.which("munged"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SlurmUnavailable("slurm-wlm/munge not installed and cannot install them (not root or no apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True)
+    proc = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SlurmUnavailable(f"apt-get install {' '.join(PACKAGES)} failed: {proc.stderr[-500:]}")
+
+
+class SlurmCluster:
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir)
+        self.conf = self.dir / "slurm.conf"
+        self.pids: dict[str, int] = {}
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    # -- bring-up -------------------------------------------------------------
+    def start(self, timeout_s: float = 60.0) -> "SlurmCluster":
+        ensure_packages()
+        if os.geteuid() != 0:
+            raise SlurmUnavailable("starting slurmd needs root")
+        for sub in ("state", "spool", "munge"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self._start_munge()
+        node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+        fields = dict(kv.split("=", 1) for kv in node.split() if "=" in kv)
+        cpus, mem = fields.get("CPUs", "1"), fields.get("RealMemory", "1000")
+        d = self.dir
+        self.conf.write_text(f"""\
+ClusterName=hpcbrunel
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={d}/munge/munge.socket
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/affinity
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=pmix
+MinJobAge=600
+ReturnToService=2
+SchedulerType=sched/backfill
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+""")
+        subprocess.run(["slurmctld", "-c", "-i"], env=self.env, check=True, capture_output=True)
+        subprocess.run(["slurmd", "-c"], env=self.env, check=True, capture_output=True)
+        for name in ("slurmctld", "slurmd"):
+            self.pids[name] = self._read_pid(d / f"{name}.pid")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout
+            if out.strip() in ("idle", "mixed", "allocated"):
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise SlurmUnavailable(f"node did not come up in {timeout_s} s; see {d}/slurmctld.log and slurmd.log")
+
+    def _start_munge(self) -> None:
+        key = self.dir / "munge" / "munge.key"
+        if not key.exists():
+            key.write_bytes(os.urandom(1024))
+            key.chmod(0o400)
+        sock = self.dir / "munge" / "munge.socket"
+        pidfile = self.dir / "munge" / "munged.pid"
+        subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={sock}", f"--pid-file={pidfile}",
+                        f"--log-file={self.dir / 'munge' / 'munged.log'}", f"--seed-file={self.dir / 'munge' / 'seed'}"],
+                       check=True, capture_output=True)
+        self.pids["munged"] = self._read_pid(pidfile)
+
+    @staticmethod
+    def _read_pid(path: Path, timeout_s: float = 10.0) -> int:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            try:
+                return int(path.read_text().strip())
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        raise SlurmUnavailable(f"no pid file {path}")
+
+    # -- use --------------------------------------------------------------------
+    def run(self, *cmd, timeout: float = 120, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(list(cmd), env={**self.env, **kw.pop("env", {})}, capture_output=True, text=True,
+                              timeout=timeout, check=check, **kw)
+
+    def wait_for_jobs(self, job_ids: list[str], timeout_s: float = 600.0) -> dict[str, str]:
+        """Poll until none of the jobs is pending or running; returns {id: final state}.
+        A job that pends forever (e.g. more CPUs than the node has) hits the timeout."""
+        t0 = time.monotonic()
+        active_states = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
+        while True:
+            states = {}
+            for j in job_ids:  # completed jobs stay visible for MinJobAge seconds
+                out = self.run("scontrol", "show", "job", j, check=False).stdout
+                states[j] = next((w.split("=", 1)[1] for w in out.split() if w.startswith("JobState=")), "UNKNOWN")
+                if "Reason=DependencyNeverSatisfied" in out:  # would pend forever
+                    self.run("scancel", j, check=False)
+                    states[j] = "DEPENDENCY_NEVER_SATISFIED"
+            if not any(st in active_states for st in states.values()):
+                return states
+            if time.monotonic() - t0 > timeout_s:
+                self.run("scancel", *job_ids, check=False)
+                raise TimeoutError(f"jobs still active after {timeout_s} s: {states}")
+            time.sleep(0.5)
+
+    # -- tear-down --------------------------------------------------------------
+    def stop(self) -> None:
+        for name in ("slurmd", "slurmctld", "munged"):
+            pid = self.pids.pop(name, None)
+            if pid is None:
+                continue
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            for _ in range(50):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
