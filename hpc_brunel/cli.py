@@ -38,6 +38,19 @@ def setup_logging(rank: int, verbose: bool = False) -> None:
     root.propagate = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but under a multi-rank launch only rank 0 prints the error;
+    every rank exits with status 2."""
+
+    def error(self, message):
+        from .parallel import launcher_rank
+
+        if launcher_rank() == 0:
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def _positive_int(s: str) -> int:
     try:
         v = int(s)
@@ -73,14 +86,16 @@ def config_from_args(args):
         ("network", "eta"): args.eta,
         ("recording", "n_record_per_population"): args.record,
     }
+    if getattr(args, "no_analyze", False):
+        short[("analysis", "run_after_simulation")] = False
     overrides += [{sec: {key: val}} for (sec, key), val in short.items() if val is not None]
     return resolve(args.config, overrides, args.regime)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hpc_brunel", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m hpc_brunel", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"hpc_brunel {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="simulate the Brunel network (launch with mpirun/srun for several ranks)")
     add_config_args(r)
@@ -168,16 +183,19 @@ def cmd_run(args) -> int:
             print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
 
-    from . import kernel, rundir
-    from .run import execute
+    from . import kernel
 
-    nest = kernel.import_nest()
     try:
+        kernel.precheck_mpi(par)  # before anything imports NEST, h5py, ...
+        nest = kernel.import_nest()
         kernel.check_nest(nest, par)
     except kernel.NestSetupError as e:
         if par.is_root:
             print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    from . import rundir
+    from .run import execute
+
     run_dir = args.run_dir or (par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
     try:
         status = execute(cfg, Path(run_dir), par, nest, threads=threads, overwrite=args.overwrite,

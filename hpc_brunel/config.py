@@ -307,8 +307,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         "recording.n_record_per_population", r.n_record_per_population,
         f"0 (all) or 1..{min(n.n_excitatory, n.n_inhibitory)}",
     )
-    need(0 <= a.t_transient_ms < s.t_sim_ms, "analysis.t_transient_ms", a.t_transient_ms,
-         f"0 <= transient < simulation.t_sim_ms ({s.t_sim_ms})")
+    need(a.t_transient_ms >= 0, "analysis.t_transient_ms", a.t_transient_ms, "transient >= 0 ms")
+    # The analysis at the end of the run needs something left after the transient.
+    need(not a.run_after_simulation or a.t_transient_ms + 10.0 <= s.t_sim_ms, "analysis.t_transient_ms",
+         a.t_transient_ms, f"transient <= simulation.t_sim_ms - 10 ms ({s.t_sim_ms - 10.0}) "
+         "(or run with --no-analyze)")
     return cfg
 
 

@@ -88,9 +88,13 @@ def check_complete(run_dir: Path, partial: bool = False) -> tuple[dict, list[Ran
     if status == "complete" and not (missing or broken or unfinished):
         return record, states, float(record["t_model_reached_ms"])
     problems = []
-    if status != "complete":
-        problems.append(f"run status is '{status}'" + (" (still running, or its ranks were killed)"
-                                                        if status == "running" else ""))
+    if status == "running":
+        alive = rundir.RunLock.is_held(run_dir)
+        problems.append("the run is still running" if alive else
+                        "run status is 'running' but no process holds its lock: its ranks were killed")
+    elif status != "complete":
+        problems.append(f"run status is '{status}'" + (f" at {record.get('t_model_reached_ms')} ms of model time"
+                                                        if status == "terminated" else ""))
     if missing:
         problems.append(f"rank file(s) missing for rank(s) {missing}")
     if broken:

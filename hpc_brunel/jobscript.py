@@ -91,7 +91,7 @@ def _environment(c: Cluster) -> list[str]:
 
 def _srun(c: Cluster) -> str:
     # --cpus-per-task must be given to srun explicitly since Slurm 22.05.
-    return f"srun --mpi={c.srun_mpi} --cpus-per-task=$SLURM_CPUS_PER_TASK"
+    return f"srun --mpi={c.srun_mpi} --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1"
 
 
 def render_run(c: Cluster, run_dir: Path, run_args: list[str], job_name: str = "brunel-run",

@@ -19,11 +19,48 @@ class NestSetupError(RuntimeError):
     """NEST cannot run this launch (no MPI, too old, rank mismatch)."""
 
 
+def nest_links_mpi() -> bool | None:
+    """Whether the NEST that `import nest` would load is linked against an MPI
+    library, found without importing it (a NEST without MPI exits the process
+    with status 127 when imported under an MPI launcher). None: cannot tell."""
+    import importlib.util
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("nest")
+    if spec is None or spec.origin is None or shutil.which("ldd") is None:
+        return None
+    libs = sorted(Path(spec.origin).parent.glob("*.so"))
+    if not libs:
+        return None
+    for lib in libs:
+        try:
+            out = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if "libmpi" in out:
+            return True
+    return False
+
+
 def import_nest():
     os.environ.setdefault("PYNEST_QUIET", "1")
     import nest  # noqa: PLC0415 - imported late on purpose: after MPI is up
 
     return nest
+
+
+def precheck_mpi(par: Parallel) -> None:
+    """Before `import nest`: refuse a multi-rank launch when NEST has no MPI."""
+    n_launched, var = launcher_size()
+    n = max(par.size, n_launched)
+    if n > 1 and nest_links_mpi() is False:
+        raise NestSetupError(
+            f"the launcher started {n} ranks ({var or 'MPI_COMM_WORLD'}) but the NEST on this Python path was built "
+            f"without MPI (it is not linked to an MPI library); refusing to run {n} duplicate simulations; "
+            f"{HOW_TO_GET_MPI_NEST}"
+        )
 
 
 def check_nest(nest, par: Parallel) -> None:

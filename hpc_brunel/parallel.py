@@ -38,6 +38,16 @@ def launcher_size(env=os.environ) -> tuple[int, str | None]:
     return 1, None
 
 
+def launcher_rank(env=os.environ) -> int:
+    """This process's rank as the launcher tells it (before MPI is initialised)."""
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID"):
+        try:
+            return int(env[var])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
 def threads_per_rank(cli_threads: int | None, config_threads: int = 0, env=os.environ) -> tuple[int, str]:
     """Threads per rank: --threads, else the config, else SLURM_CPUS_PER_TASK, else
     OMP_NUM_THREADS, else 1. Returns (threads, where it came from)."""

@@ -158,9 +158,9 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     err, lock, run_id = None, None, None
     if par.is_root:
         try:
-            lock = rundir.prepare(run_dir, overwrite=overwrite)
+            # 16 bytes per spike at up to 200 Hz, plus 1 MB of metadata
             est_bytes = int(cfg.network.n_neurons * 200.0 * (cfg.simulation.t_sim_ms / 1000.0) * 16) + (1 << 20)
-            rundir.check_free_space(run_dir, est_bytes)
+            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=est_bytes)
             run_id = uuid.uuid4().hex
             (run_dir / rundir.CONFIG_TOML).write_text(cfg.to_toml())
             rundir.write_run_json(run_dir, {

@@ -122,7 +122,7 @@ class RunLock:
         return False
 
 
-def prepare(run_dir: Path, *, overwrite: bool) -> RunLock:
+def prepare(run_dir: Path, *, overwrite: bool, needed_bytes: int = 0) -> RunLock:
     """Check that `run_dir` may be written, lock it, and clear our own files
     from an earlier run if --overwrite allows. Raises RunDirError, having
     created or removed nothing, when it may not."""
@@ -148,10 +148,16 @@ def prepare(run_dir: Path, *, overwrite: bool) -> RunLock:
         if RunLock.is_held(run_dir):
             RunLock(run_dir).acquire()  # raises with the holder's description
         if not overwrite:
-            raise RunDirError(
-                f"--run-dir {run_dir}: holds a {old.get('status', 'unknown')} run; "
-                "pass --overwrite to replace it, or choose another --run-dir"
-            )
+            status = old.get("status", "unknown")
+            what = (f"an interrupted run (status 'running' but no process holds its lock: it was killed; "
+                    f"'analyze --partial' reads what it flushed)" if status == "running" else f"a {status} run")
+            raise RunDirError(f"--run-dir {run_dir}: holds {what}; pass --overwrite to replace it, "
+                              "or choose another --run-dir")
+    existing_ancestor = run_dir
+    while not existing_ancestor.exists() and existing_ancestor != existing_ancestor.parent:
+        existing_ancestor = existing_ancestor.parent
+    if existing_ancestor.is_dir():
+        check_free_space(existing_ancestor, needed_bytes, run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"
@@ -168,8 +174,8 @@ def prepare(run_dir: Path, *, overwrite: bool) -> RunLock:
     return lock
 
 
-def check_free_space(run_dir: Path, needed_bytes: int) -> None:
-    free = shutil.disk_usage(run_dir).free
+def check_free_space(where: Path, needed_bytes: int, run_dir: Path) -> None:
+    free = shutil.disk_usage(where).free
     if free < needed_bytes:
         raise RunDirError(
             f"--run-dir {run_dir}: only {free / 1e6:.1f} MB free, this run needs about "

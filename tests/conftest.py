@@ -44,3 +44,12 @@ def hpc_brunel(*args, ranks: int = 1, threads: int | None = None, timeout: float
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def wheel_venv():
+    """A venv with the PyPI wheel of nest-simulator (no MPI), cached outside the repo."""
+    out = subprocess.run(["bash", str(ROOT / "tools" / "setup-wheel-venv.sh")], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot create the PyPI-wheel venv: {out.stderr[-300:]}")
+    return Path(out.stdout.strip().splitlines()[-1])

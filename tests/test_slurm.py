@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SMALL, needs_nest
-from hpc_brunel.jobscript import Cluster, render_analyze, render_run, submit_chain
+from hpc_brunel.jobscript import Cluster, render_analyze, render_run, sbatch, submit_chain, write
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 
 pytestmark = [pytest.mark.slurm, needs_nest]
@@ -48,7 +48,7 @@ def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
     for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --hint=nomultithread",
                  "#SBATCH --exclusive", "#SBATCH --partition=batch", "#SBATCH --account=p1", "module load NEST/3.10",
                  "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", "export OMP_PROC_BIND=true",
-                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK python -m hpc_brunel run"):
+                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 python -m hpc_brunel run"):
         assert line in text, line
     assert "--no-analyze" in text
     assert "python -m hpc_brunel analyze" in render_analyze(c, tmp_path / "r")
@@ -97,3 +97,16 @@ def test_scaling_series_ends_in_its_plot(slurm, tmp_path):
     rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()[1:]]
     assert sorted((r["ranks"], r["threads_per_rank"]) for r in rows) == [(1, 1), (2, 1)]
     assert all(r["slurm_job_id"] for r in rows)
+
+
+def test_nest_without_mpi_is_refused_under_srun(slurm, tmp_path, monkeypatch, wheel_venv):
+    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+    run_dir = tmp_path / "wheel"
+    c = Cluster(venv=str(wheel_venv), workdir=str(ROOT), time_limit="00:05:00", ntasks_per_node=2)
+    script = write(tmp_path / "run.sbatch", render_run(c, run_dir, [], log_dir=tmp_path))
+    job = sbatch(script)
+    states = slurm.wait_for_jobs([job], timeout_s=300)
+    log = (tmp_path / f"brunel-run-{job}.out").read_text()
+    assert states[job] == "FAILED", log
+    assert "built without MPI" in log and "duplicate simulations" in log
+    assert not run_dir.exists()
