@@ -41,7 +41,7 @@ def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
                                             t_start_ms, t_stop_ms)
     net = out["network"]
     out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["psd_peak_hz"],
-                                          net["psd_peak_ratio"])
+                                          net["psd_peak_ratio"], net["rate_mean_hz"])
     return out
 
 

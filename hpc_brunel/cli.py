@@ -141,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--account", default="", help="with --slurm")
     sc.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: time limit per point")
 
+    sw = sub.add_parser("sweep", help="g x eta grid of short runs: Brunel's Fig. 8 phase diagram (resumable)")
+    sw.add_argument("--g", dest="g_range", default="0:8:1", metavar="MIN:MAX:STEP", help="default 0:8:1")
+    sw.add_argument("--eta", dest="eta_range", default="0.5:4:0.5", metavar="MIN:MAX:STEP", help="default 0.5:4:0.5")
+    sw.add_argument("--t-sim-ms", type=float, default=300.0, help="model time per point (first 100 ms discarded)")
+    sw.add_argument("--seed", type=int, default=12345)
+    sw.add_argument("--jobs", type=_positive_int, default=2, help="concurrent points (local)")
+    sw.add_argument("--ranks", type=_positive_int, default=1, help="ranks per point")
+    sw.add_argument("--threads", type=_positive_int, default=1, help="threads per rank per point")
+    sw.add_argument("--scale", type=float, default=1.0,
+                    help="fraction of the full network (neurons and in-degrees); < 1 prints a warning")
+    sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="sweep directory (resumes if it exists)")
+    sw.add_argument("--slurm", action="store_true", help="submit as a SLURM job array plus a collect job")
+    sw.add_argument("--collect-only", action="store_true", help="only (re)draw the table and diagram from --out")
+    sw.add_argument("--partition", default="")
+    sw.add_argument("--account", default="")
+    sw.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: per point")
+
     from .jobscript import main_args as jobscript_args
 
     jobscript_args(sub)
@@ -315,6 +332,68 @@ def cmd_scale(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep as S
+
+    if args.collect_only:
+        if not (args.out / S.SWEEP_JSON).exists():
+            print(f"hpc_brunel: error: --out {args.out}: not a sweep directory (no {S.SWEEP_JSON})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return finish_sweep(args.out)
+
+    try:
+        points = S.grid(S.parse_range(args.g_range, "g"), S.parse_range(args.eta_range, "eta"))
+        if not (0 < args.scale <= 1):
+            raise ConfigError(f"--scale {args.scale}: allowed 0 < scale <= 1")
+        if not (20 <= args.t_sim_ms < float("inf")):
+            raise ConfigError(f"--t-sim-ms {args.t_sim_ms}: allowed a finite number >= 20 ms")
+    except ConfigError as e:
+        print(f"hpc_brunel: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sweep = S.Sweep(points, t_sim_ms=args.t_sim_ms, seed=args.seed, ranks=args.ranks, threads=args.threads,
+                    scale=args.scale)
+    if args.scale < 1:
+        print(f"WARNING: sweep on a scaled-down network ({args.scale:g} of 12,500 neurons, in-degrees scaled too): "
+              "finite-size effects move the regime boundaries; the paper's diagram is for the full network",
+              file=sys.stderr)
+    if args.out.exists() and (args.out / S.SWEEP_JSON).exists():
+        old = S.Sweep.load(args.out)
+        if (old.t_sim_ms, old.seed, old.scale) != (sweep.t_sim_ms, sweep.seed, sweep.scale):
+            print(f"hpc_brunel: error: --out {args.out} holds a sweep with other settings (t_sim_ms, seed, scale = "
+                  f"{old.t_sim_ms}, {old.seed}, {old.scale}); choose another --out", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.slurm:
+        from .jobscript import Cluster, submit_sweep
+
+        return submit_sweep(sweep, args.out, Cluster(partition=args.partition, account=args.account,
+                                                     time_limit=args.time_limit).validate())
+    failures = S.run_local(sweep, args.out, jobs=args.jobs)
+    return finish_sweep(args.out, failures)
+
+
+def finish_sweep(out: Path, failures=()) -> int:
+    from . import sweep as S
+
+    rows = S.collect(out)
+    sweep = S.Sweep.load(out)
+    examples = {}
+    for label in ("SR", "SI-fast", "AI", "SI-slow"):  # the grid point nearest each Fig. 8 example
+        from .config import REGIMES
+
+        g, eta = REGIMES[label.lower()]
+        cand = [r for r in rows if r["label"] == label]
+        if cand:
+            best = min(cand, key=lambda r: (r["g"] - g) ** 2 + (r["eta"] - eta) ** 2)
+            examples[label] = out / S.SweepPoint(best["g"], best["eta"]).name
+    if rows:
+        path = S.phase_diagram(rows, out / "phase_diagram.png", neurons=rows[0]["neurons"], rasters=examples)
+        print(f"phase diagram: {path}")
+    print(f"table: {out / S.SWEEP_CSV} ({len(rows)} of {len(sweep.points)} points)")
+    for f in failures:
+        print(f"hpc_brunel: error: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def cmd_jobscript(args) -> int:
     from .jobscript import cmd_jobscript as run_it
 
@@ -324,5 +403,5 @@ def cmd_jobscript(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
-                "scale": cmd_scale, "jobscript": cmd_jobscript}
+                "scale": cmd_scale, "jobscript": cmd_jobscript, "sweep": cmd_sweep}
     return commands[args.command](args)

@@ -227,3 +227,50 @@ def cmd_jobscript(args) -> int:
             return 1
         print(f"run job {run_id}; analyze job {ana_id} (afterok:{run_id}); run directory {run_dir}")
     return 0
+
+
+def submit_sweep(sweep, out: Path, c: Cluster) -> int:
+    """The missing sweep points as one SLURM job array (each task one point,
+    `ranks x threads` of its own), then a collect job (afterany) that draws the
+    phase diagram from whatever finished."""
+    from .sweep import point_done
+
+    out = Path(out).resolve()
+    sweep.save(out)
+    jobs = out / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in sweep.points if not point_done(out / p.name)]
+    if not todo:
+        print("all points done already")
+        return 0
+    for i, p in enumerate(todo):
+        (jobs / f"point-{i}.args").write_text("\n".join(sweep.run_args(p, out / p.name)) + "\n")
+        (jobs / f"point-{i}.dir").write_text(str(out / p.name) + "\n")
+    pc = Cluster(**{**c.__dict__, "ntasks_per_node": sweep.ranks, "cpus_per_task": sweep.threads, "nodes": 1,
+                    "exclusive": False})
+    transient = min(100.0, sweep.t_sim_ms / 3)
+    array = "\n".join([
+        *_header(pc, "brunel-sweep", jobs, nodes=1, ntasks_per_node=sweep.ranks, cpus_per_task=sweep.threads,
+                 exclusive=False),
+        f"#SBATCH --array=0-{len(todo) - 1}",
+        *_environment(pc),
+        'mapfile -t ARGS < "' + str(jobs) + '/point-${SLURM_ARRAY_TASK_ID}.args"',
+        'RUN_DIR=$(cat "' + str(jobs) + '/point-${SLURM_ARRAY_TASK_ID}.dir")',
+        f'{_srun(pc)} python -m hpc_brunel "${{ARGS[@]}}"',
+        f'python -m hpc_brunel analyze "$RUN_DIR" --no-plots --transient-ms {transient:g}',
+        "",
+    ]).replace("%x-%j.out", "%x-%A_%a.out")
+    array_id = sbatch(write(jobs / "sweep-array.sbatch", array))
+    collect = "\n".join([
+        *_header(c, "brunel-sweep-collect", jobs, nodes=1, ntasks_per_node=1, cpus_per_task=1,
+                 time_limit="00:20:00", exclusive=False),
+        *_environment(c),
+        f"python -m hpc_brunel sweep --out {shlex.quote(str(out))} --collect-only",
+        "",
+    ])
+    cmd = ["sbatch", "--parsable", f"--dependency=afterany:{array_id}", str(write(jobs / "collect.sbatch", collect))]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sbatch collect failed: {proc.stderr.strip()}")
+    print(f"array job {array_id} ({len(todo)} points); collect job {proc.stdout.strip()} (afterany:{array_id})")
+    return 0

@@ -24,8 +24,9 @@ REGIME_THRESHOLDS = {
     "synchrony_chi_min": 0.15,  # Golomb's chi at or above this: synchronous
     "psd_peak_ratio_min": 15.0,  # ...or a spectral peak at least this many times the mean power
     "fast_oscillation_hz": 80.0,  # peak frequency at or above this: SI-fast, below: SI-slow
+    "silent_rate_hz": 0.1,  # mean rate below this: "silent" (no drive; none of Brunel's four states)
 }
-REGIMES = ("SR", "SI-fast", "AI", "SI-slow")
+REGIMES = ("SR", "SI-fast", "AI", "SI-slow", "silent")
 
 
 def firing_rates_hz(ids: np.ndarray, n_neurons: int, duration_ms: float) -> np.ndarray:
@@ -154,8 +155,10 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
 
 
 def classify_regime(cv_mean: float, chi: float, psd_peak_hz: float, psd_peak_ratio: float,
-                    thresholds: dict = REGIME_THRESHOLDS) -> str:
+                    rate_hz: float = float("inf"), thresholds: dict = REGIME_THRESHOLDS) -> str:
     """Brunel's four states from measured quantities alone (never from parameters)."""
+    if not rate_hz >= thresholds["silent_rate_hz"]:
+        return "silent"
     synchronous = (chi >= thresholds["synchrony_chi_min"]) or (psd_peak_ratio >= thresholds["psd_peak_ratio_min"])
     if cv_mean < thresholds["regular_cv_max"]:
         return "SR"

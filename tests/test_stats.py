@@ -89,6 +89,10 @@ def test_regime_labels(cv, chi, f, ratio, label):
     assert stats.classify_regime(cv, chi, f, ratio) == label
 
 
+def test_no_spikes_is_silent():
+    assert stats.classify_regime(float("nan"), float("nan"), float("nan"), float("nan"), 0.0) == "silent"
+
+
 @pytest.mark.parametrize("g,eta,v_reset,expected", [
     (5.0, 2.0, 10.0, 37.9),  # default network (AI)
     (5.0, 2.0, 0.0, 32.0),
