@@ -40,8 +40,8 @@ def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
     out["network"] = stats.population_stats(ids_all, t_all, n_e + int(spikes["inhibitory"][2]["n_neurons"]),
                                             t_start_ms, t_stop_ms)
     net = out["network"]
-    out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["psd_peak_hz"],
-                                          net["psd_peak_ratio"], net["rate_mean_hz"])
+    out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["synchrony_chi_10ms"],
+                                          net["rate_mean_hz"])
     return out
 
 
@@ -111,7 +111,8 @@ ROWS = [
     ("CV(ISI) mean", "cv_isi_mean", "{:.3f}"),
     ("Fano 1 ms", "fano_1ms", "{:.2f}"),
     ("Fano 5 ms", "fano_5ms", "{:.2f}"),
-    ("synchrony chi", "synchrony_chi", "{:.3f}"),
+    ("synchrony chi 1 ms", "synchrony_chi", "{:.3f}"),
+    ("synchrony chi 10 ms", "synchrony_chi_10ms", "{:.3f}"),
     ("PSD peak [Hz]", "psd_peak_hz", "{:.1f}"),
     ("PSD peak / mean", "psd_peak_ratio", "{:.1f}"),
 ]
@@ -123,7 +124,7 @@ def _fmt(fmt, v):
 
 def summary_table(a: dict) -> str:
     pops = a["populations"]
-    w = [18, 12, 12, 12]
+    w = [20, 12, 12, 12]
     head = f"{'':{w[0]}}{'excitatory':>{w[1]}}{'inhibitory':>{w[2]}}{'network':>{w[3]}}"
     lines = [head, "-" * sum(w)]
     for label, key, fmt in ROWS:

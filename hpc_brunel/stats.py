@@ -11,19 +11,22 @@ import numpy as np
 from scipy import signal
 
 # --- regime classification: every threshold in one place --------------------
-# Measured on the full 12,500-neuron network, 600 ms, first 100 ms discarded,
-# 2x1 decomposition, seed 12345 (network-wide values; see README "Regimes"):
-#   preset (g, eta)     CV(ISI)  chi    PSD peak  peak/mean
-#   SR      (3, 2)      0.001    0.50   332 Hz    73
-#   SI-fast (6, 4)      0.78     0.21   184 Hz    28
-#   AI      (5, 2)      0.41     0.094  117 Hz    8.6
-#   SI-slow (4.5, 0.9)  0.39*    0.13   20 Hz     24
-# (* biased low: ~3 spikes per neuron in 500 ms)
+# Golomb's chi on two time scales separates the states: on 1 ms bins it sees the
+# fast (~180 Hz) population oscillation of SI-fast, on 10 ms bins it averages
+# that out and sees the slow (~20-30 Hz) oscillation of SI-slow.
+# Measured on the full 12,500-neuron network, 300 ms (first 100 ms discarded),
+# 2x1 decomposition, seeds 1-3, and 600 ms seed 12345 (excitatory population):
+#   preset (g, eta)     CV(ISI)       chi 1 ms      chi 10 ms     PSD peak
+#   SR      (3, 2)      0.001         0.50-0.51     0.50-0.51     330 Hz
+#   SI-fast (6, 4)      0.61-0.78     0.18-0.23     0.11-0.12     180-195 Hz
+#   AI      (5, 2)      0.37-0.41     0.09-0.11     0.08-0.11     110-140 Hz (weak)
+#   SI-slow (4.5, 0.9)  0.24-0.39*    0.12-0.15     0.24-0.36     15-35 Hz
+# (* biased low: ~2 spikes per neuron in 200 ms, so CV alone must not decide SR)
 REGIME_THRESHOLDS = {
-    "regular_cv_max": 0.2,  # mean CV(ISI) below this: regular firing (SR)
-    "synchrony_chi_min": 0.15,  # Golomb's chi at or above this: synchronous
-    "psd_peak_ratio_min": 15.0,  # ...or a spectral peak at least this many times the mean power
-    "fast_oscillation_hz": 80.0,  # peak frequency at or above this: SI-fast, below: SI-slow
+    "regular_cv_max": 0.2,  # SR: mean CV(ISI) below this...
+    "sr_chi_min": 0.3,  # ...and chi (1 ms) at least this: synchronous regular
+    "slow_chi_10ms_min": 0.17,  # chi on 10 ms bins at least this: SI-slow
+    "fast_chi_1ms_min": 0.15,  # else chi on 1 ms bins at least this: SI-fast; else AI
     "silent_rate_hz": 0.1,  # mean rate below this: "silent" (no drive; none of Brunel's four states)
 }
 REGIMES = ("SR", "SI-fast", "AI", "SI-slow", "silent")
@@ -144,7 +147,8 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
         "cv_isi_n_neurons": int(len(cv)),
         "fano_1ms": fano_factor(c1),
         "fano_5ms": fano_factor(c5),
-        "synchrony_chi": synchrony_chi(ids, times_ms, n_neurons, t_start_ms, t_stop_ms),
+        "synchrony_chi": synchrony_chi(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 1.0),
+        "synchrony_chi_10ms": synchrony_chi(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 10.0),
         "psd_peak_hz": spec.peak_hz,
         "psd_peak_ratio": spec.peak_ratio,
         "_rates_hz": rates,
@@ -154,14 +158,16 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
     }
 
 
-def classify_regime(cv_mean: float, chi: float, psd_peak_hz: float, psd_peak_ratio: float,
-                    rate_hz: float = float("inf"), thresholds: dict = REGIME_THRESHOLDS) -> str:
+def classify_regime(cv_mean: float, chi_1ms: float, chi_10ms: float, rate_hz: float = float("inf"),
+                    thresholds: dict = REGIME_THRESHOLDS) -> str:
     """Brunel's four states from measured quantities alone (never from parameters)."""
-    if not rate_hz >= thresholds["silent_rate_hz"]:
+    t = thresholds
+    if not rate_hz >= t["silent_rate_hz"]:
         return "silent"
-    synchronous = (chi >= thresholds["synchrony_chi_min"]) or (psd_peak_ratio >= thresholds["psd_peak_ratio_min"])
-    if cv_mean < thresholds["regular_cv_max"]:
+    if cv_mean < t["regular_cv_max"] and chi_1ms >= t["sr_chi_min"]:
         return "SR"
-    if not synchronous:
-        return "AI"
-    return "SI-fast" if psd_peak_hz >= thresholds["fast_oscillation_hz"] else "SI-slow"
+    if chi_10ms >= t["slow_chi_10ms_min"]:
+        return "SI-slow"
+    if chi_1ms >= t["fast_chi_1ms_min"]:
+        return "SI-fast"
+    return "AI"

@@ -53,3 +53,14 @@ def wheel_venv():
     if out.returncode != 0:
         pytest.skip(f"cannot create the PyPI-wheel venv: {out.stderr[-300:]}")
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly whether the real-SLURM tests ran (CI must show it)."""
+    counts = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for rep in terminalreporter.stats.get(outcome, []):
+            if "test_slurm.py" in getattr(rep, "nodeid", ""):
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        terminalreporter.write_line("real-SLURM jobscript tests: " + ", ".join(f"{n} {o}" for o, n in counts.items()))
