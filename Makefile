@@ -24,5 +24,18 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
+# benchmarks: scripts that print numbers and write tables/plots (never part of the tests)
+scale-strong: setup
+	$(PY) -m hpc_brunel scale strong --out scaling/results/strong
+
+scale-weak: setup
+	$(PY) -m hpc_brunel scale weak --out scaling/results/weak
+
+sweep: setup
+	$(PY) -m hpc_brunel sweep --out runs/sweep-full
+
+bench: setup
+	$(PY) scaling/bench_vs_script.py --reps 3
+
 clean:
 	rm -rf runs .pytest_cache

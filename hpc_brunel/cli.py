@@ -164,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
                                       "--oversubscribe / binding / root variables only where needed")
-    la.add_argument("-n", "--ranks", type=_positive_int, default=4)
-    la.add_argument("--threads", type=_positive_int, default=1, help="threads per rank")
+    la.add_argument("-n", "--ranks", type=_positive_int, default=None, help="MPI ranks (default 4)")
+    la.add_argument("--threads", type=_positive_int, default=None, help="threads per rank (default 1)")
+    la.add_argument("--cores", type=_positive_int, help="give only the number of cores: hpc_brunel chooses "
+                                                       "ranks x threads (one rank per core; see BENCHMARKS.md)")
     la.add_argument("--mpirun", default="mpirun")
     la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 
@@ -247,6 +249,16 @@ def cmd_launch(args) -> int:
 
     from .parallel import mpirun_argv
 
+    from .parallel import choose_split
+
+    if args.cores is not None:
+        if args.ranks or args.threads:
+            print("hpc_brunel: error: --cores chooses ranks and threads: give --cores or -n/--threads, not both",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        args.ranks, args.threads = choose_split(args.cores)
+        print(f"--cores {args.cores}: {args.ranks} rank(s) x {args.threads} thread(s)", file=sys.stderr)
+    args.ranks, args.threads = args.ranks or 4, args.threads or 1
     rest = [a for a in args.rest if a != "--"] or ["run"]
     if shutil.which(args.mpirun) is None:
         print(f"hpc_brunel: error: --mpirun {args.mpirun}: not found on PATH (install Open MPI or load an MPI module)",

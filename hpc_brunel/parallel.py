@@ -140,6 +140,16 @@ class Parallel:
         os._exit(code)
 
 
+def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:
+    """ranks x threads for `cores` cores. Rule (measured, scaling/README.md and
+    BENCHMARKS.md): one rank per core. For the 12,500-neuron network at 2 VPs,
+    2x1 and 1x2 simulate equally fast (3.66 s vs 3.51 s) but NEST's connect phase
+    is not parallel over threads in this build (0.99 s vs 1.92 s) and 2x1 halves
+    the peak memory per rank (551 vs 1001 MiB). Without MPI: threads only."""
+    cores = max(1, int(cores))
+    return (cores, 1) if have_mpi else (1, cores)
+
+
 def _is_open_mpi(mpirun: str) -> bool:
     import subprocess
 

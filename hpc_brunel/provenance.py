@@ -55,6 +55,10 @@ def versions(nest=None) -> dict:
         pass
     if nest is not None:
         out["nest"] = nest.__version__
+    opts = os.path.join(sys.prefix, "nest-build-options.txt")  # written by tools/setup-env.sh
+    if os.path.exists(opts):
+        with open(opts) as f:
+            out["nest_build_options"] = f.read().strip()
     return out
 
 

@@ -194,6 +194,12 @@ def collect(directory: Path) -> list[dict]:
     machine = provenance.machine()
     header = {"machine": machine, "versions": provenance.versions(), "date": _dt.date.today().isoformat(),
               "series": series.kind, "missing_points": missing}
+    first = next((directory / p.name / "run.json" for p in series.points
+                  if (directory / p.name / "run.json").exists()), None)
+    if first:  # what the points actually ran with (a cluster's NEST module, MPI library, build flags)
+        rec = json.loads(first.read_text())
+        header["run_versions"] = rec.get("versions", {})
+        header["nest_build_info"] = rec.get("nest_build_info", {})
     with open(directory / RESULTS_JSONL, "w") as f:
         f.write(json.dumps({"header": header}) + "\n")
         for r in rows:

@@ -110,3 +110,20 @@ def test_nest_without_mpi_is_refused_under_srun(slurm, tmp_path, monkeypatch, wh
     assert states[job] == "FAILED", log
     assert "built without MPI" in log and "duplicate simulations" in log
     assert not run_dir.exists()
+
+
+def test_sweep_as_a_job_array(slurm, tmp_path):
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "hpc_brunel", "sweep", "--slurm", "--g", "4:6:2", "--eta", "2:2:1", "--scale", "0.1",
+            "--t-sim-ms", "150", "--out", str(out), "--time", "00:10:00"]
+    proc = slurm.run(*args, cwd=ROOT)
+    first = proc.stdout.split("array job ")[1].split()[0]
+    collect = proc.stdout.split("collect job ")[1].split()[0]
+    states = slurm.wait_for_jobs([collect, first], timeout_s=600)
+    logs = "\n".join(p.read_text() for p in sorted((out / "jobs").glob("*.out")))
+    assert states[collect] == "COMPLETED", logs
+    rows = (out / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 3 and (out / "phase_diagram.png").exists(), logs
+    # resumable: nothing left to submit
+    again = slurm.run(*args, cwd=ROOT)
+    assert "all points done already" in again.stdout

@@ -49,6 +49,7 @@ case "$NEST_OPTIMIZE" in *native*) key_src="$key_src cpu=$(grep -m1 'model name'
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)
 stamp="$VENV/.hpc_brunel-setup"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && nest_ok "$VENV/bin/python"; then
+    echo "$key_src" > "$VENV/nest-build-options.txt"
     say "environment up to date ($VENV, key $key)"
     exit 0
 fi
@@ -133,5 +134,6 @@ fi
 "$py" -m pip install -q --no-deps --force-reinstall "$whl"
 "$py" -m pip install -q --no-deps -e "$here"
 nest_ok "$py" || die "NEST in $VENV does not import with MPI (have_mpi is False)"
+echo "$key_src" > "$VENV/nest-build-options.txt"  # read by hpc_brunel.provenance
 echo "$key" > "$stamp"
 say "ready: $("$py" -c 'import os;os.environ["PYNEST_QUIET"]="1";import nest;print("NEST",nest.__version__,"have_mpi",nest.build_info["have_mpi"])')"

@@ -1,0 +1,73 @@
+"""Baseline A of the side-by-side benchmark: the seed notebook's Brunel network,
+written by hand with the NEST 3 API the way users do (NEST's
+examples/brunel_delta_nest.py), run on the PyPI wheel of nest-simulator.
+Records 50 + 50 neurons to memory, as the seed does. Prints one JSON line.
+
+    python scaling/seed_script.py --threads 2 --t-sim-ms 1000
+"""
+import argparse
+import json
+import os
+import resource
+import time
+
+T_PROCESS_START = time.time()
+os.environ.setdefault("PYNEST_QUIET", "1")
+
+p = argparse.ArgumentParser()
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--t-sim-ms", type=float, default=1000.0)
+p.add_argument("--seed", type=int, default=12345)
+args = p.parse_args()
+
+import nest  # noqa: E402
+
+nest.ResetKernel()
+nest.verbosity = nest.VerbosityLevel.WARNING
+nest.SetKernelStatus({"resolution": 0.1, "print_time": False, "local_num_threads": args.threads,
+                      "rng_seed": args.seed})
+
+order = 2500
+NE, NI = 4 * order, order
+CE, CI = int(0.1 * NE), int(0.1 * NI)
+J, g, D, eta = 0.1, 5.0, 1.5, 2.0
+tauMem, theta = 20.0, 20.0
+nu_th = theta / (J * CE * tauMem)
+p_rate = 1000.0 * eta * nu_th * CE
+neuron_params = {"C_m": 1.0, "tau_m": tauMem, "t_ref": 2.0, "E_L": 0.0, "V_reset": 10.0, "V_m": 0.0, "V_th": theta}
+
+t0 = time.perf_counter()
+nest.SetDefaults("iaf_psc_delta", neuron_params)
+nodes_ex = nest.Create("iaf_psc_delta", NE)
+nodes_in = nest.Create("iaf_psc_delta", NI)
+noise = nest.Create("poisson_generator", params={"rate": p_rate})
+espikes = nest.Create("spike_recorder")
+ispikes = nest.Create("spike_recorder")
+t_create = time.perf_counter() - t0
+
+t0 = time.perf_counter()
+nest.CopyModel("static_synapse", "excitatory", {"weight": J, "delay": D})
+nest.CopyModel("static_synapse", "inhibitory", {"weight": -g * J, "delay": D})
+nest.Connect(noise, nodes_ex, syn_spec="excitatory")
+nest.Connect(noise, nodes_in, syn_spec="excitatory")
+nest.Connect(nodes_ex[:50], espikes, syn_spec="excitatory")
+nest.Connect(nodes_in[:50], ispikes, syn_spec="excitatory")
+nest.Connect(nodes_ex, nodes_ex + nodes_in, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
+nest.Connect(nodes_in, nodes_ex + nodes_in, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
+t_connect = time.perf_counter() - t0
+
+t0 = time.perf_counter()
+nest.Simulate(args.t_sim_ms)
+t_simulate = time.perf_counter() - t0
+
+rate_ex = espikes.n_events / args.t_sim_ms * 1000.0 / 50
+rate_in = ispikes.n_events / args.t_sim_ms * 1000.0 / 50
+print(json.dumps({
+    "variant": "A: hand-written script, PyPI wheel",
+    "create_s": t_create, "connect_s": t_connect, "simulate_s": t_simulate,
+    "nest_time_simulate_s": nest.GetKernelStatus("time_simulate"),
+    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "rate_e_hz": rate_ex, "rate_i_hz": rate_in,
+    "synapses": nest.GetKernelStatus("num_connections"),
+    "wall_in_process_s": time.time() - T_PROCESS_START,
+}))
