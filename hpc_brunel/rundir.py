@@ -149,8 +149,8 @@ def prepare(run_dir: Path, *, overwrite: bool, needed_bytes: int = 0) -> RunLock
             RunLock(run_dir).acquire()  # raises with the holder's description
         if not overwrite:
             status = old.get("status", "unknown")
-            what = (f"an interrupted run (status 'running' but no process holds its lock: it was killed; "
-                    f"'analyze --partial' reads what it flushed)" if status == "running" else f"a {status} run")
+            what = ("an interrupted run (status 'running' but no process holds its lock: it was killed; "
+                    "'analyze --partial' reads what it flushed)" if status == "running" else f"a {status} run")
             raise RunDirError(f"--run-dir {run_dir}: holds {what}; pass --overwrite to replace it, "
                               "or choose another --run-dir")
     existing_ancestor = run_dir

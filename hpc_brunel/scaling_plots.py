@@ -35,6 +35,16 @@ def phase_times(a: dict, stat: str = "max") -> dict[str, float]:
     return out
 
 
+def _stacked_bars(ax, x, agg, first: int, value) -> None:
+    """Stacked bars of PHASES[first:], one bar per aggregated point; value(a, label) gives the height."""
+    cmap = plt.get_cmap("tab10")
+    bottom = np.zeros(len(agg))
+    for k, (label, _) in enumerate(PHASES[first:], start=first):
+        vals = np.array([value(a, label) for a in agg])
+        ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
+        bottom += vals
+
+
 def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     header, rows = read_table(table)
     kind = header.get("series") or rows[0]["series"]
@@ -50,12 +60,7 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
 
     fig, axs = plt.subplots(2, 3, figsize=(15, 8.5))
     ax = axs[0, 0]
-    bottom = np.zeros(len(agg))
-    cmap = plt.get_cmap("tab10")
-    for k, (label, _) in enumerate(PHASES):
-        vals = np.array([phase_times(a)[label] for a in agg])
-        ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
-        bottom += vals
+    _stacked_bars(ax, x, agg, 0, lambda a, label: phase_times(a)[label])
     ax.set_xticks(x, labels)
     ax.set_ylabel("time [s] (NEST timers, max over ranks)")
     ax.set_title("time to solution by phase")
@@ -104,11 +109,7 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.legend(fontsize=8)
 
     ax = axs[1, 2]
-    bottom = np.zeros(len(agg))
-    for k, (label, _) in enumerate(PHASES[2:], start=2):
-        vals = np.array([phase_times(a, "mean")[label] / a["time_simulate_mean"] for a in agg])
-        ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
-        bottom += vals
+    _stacked_bars(ax, x, agg, 2, lambda a, label: phase_times(a, "mean")[label] / a["time_simulate_mean"])
     ax.set_xticks(x, labels)
     ax.set_ylabel("fraction of time_simulate (mean over ranks)")
     ax.set_title("simulation phase fractions")

@@ -5,7 +5,6 @@ CI sets HPC_BRUNEL_REQUIRE_SLURM=1, which turns that skip into a failure."""
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
