@@ -212,6 +212,12 @@ def cmd_run(args) -> int:
         if par.is_root:
             print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    # [kernel] settings: tried on a fresh kernel before anything is written; same decision on every rank
+    err = par.first_error(kernel.check_kernel_settings(nest, cfg.kernel))
+    if err:
+        if par.is_root:
+            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
     from . import rundir
     from .run import execute
 
@@ -299,8 +305,10 @@ def cmd_scale(args) -> int:
         if not args.out:
             print("hpc_brunel: error: scale plot needs --out TABLE_OR_SERIES_DIR", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if (args.out / scaling.SERIES_JSON).exists():  # a series directory: (re)collect its finished points
-            scaling.collect(args.out)
+        series_dir = args.out / scaling.SERIES_JSON
+        if series_dir.exists() and any((args.out / p.name / "run.json").exists()
+                                       for p in scaling.Series.load(args.out).points):
+            scaling.collect(args.out)  # a series directory with its runs: (re)collect its finished points
         header, rows = scaling.read_table(args.out)
         print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
         print("\n".join(str(p) for p in plot_table(args.out)))

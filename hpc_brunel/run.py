@@ -80,9 +80,12 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     sim = cfg.simulation
     timer = PhaseTimer()
     with timer("setup_kernel"):
-        kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms, rng_seed=sim.rng_seed)
+        kernel_settings = kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms,
+                                              rng_seed=sim.rng_seed, settings=cfg.kernel)
+    mem_phases = {"base": kernel.memory_kib().get("VmRSS", 0)}
     with timer("build_network"):
-        net = network.build(nest, cfg)
+        net = network.build(nest, cfg, timer=timer)
+    mem_phases["network"] = kernel.memory_kib().get("VmRSS", 0)
     local_neurons = network.local_neuron_count(nest, net)
     local_synapses = int(nest.GetKernelStatus("num_connections"))
 
@@ -91,6 +94,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             nest.Simulate(sim.presim_ms)
             for rec in net.recorders.values():
                 rec.set(n_events=0)
+    mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
     t_start_ms = sim.presim_ms
 
     per_rank = par.gather({"neurons": local_neurons, "synapses": local_synapses})
@@ -144,6 +148,8 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "nest_timers_s": timers,
         "python_phases_s": timer.times_s,
         "memory_kib": kernel.memory_kib(),
+        "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up (beNNch's phases)
+        "kernel_settings": kernel_settings,
         "threads_per_rank": threads,
     }
     writer.close(meta=summary)
@@ -221,6 +227,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                for s in summaries],
         nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
                            for k in summary["nest_timers_s"]},
+        kernel_settings=summary["kernel_settings"],
     )
     lock.release()
     print_summary(record, run_dir)
