@@ -19,7 +19,23 @@ from pathlib import Path
 
 from .config import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+
+
+def active_venv() -> str:
+    """The virtual environment this Python runs in ('' if none): what the jobs
+    should activate. Never the package's own location, which after a plain
+    `pip install .` is inside site-packages."""
+    import os
+
+    env = os.environ.get("VIRTUAL_ENV")
+    if env:
+        return env
+    return sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else ""
+
+
+def default_workdir() -> str:
+    """The jobs run from the directory `jobscript` was called in."""
+    return str(Path.cwd().resolve())
 
 
 @dataclass
@@ -31,11 +47,11 @@ class Cluster:
     ntasks_per_node: int = 2
     cpus_per_task: int = 1
     modules: list[str] = field(default_factory=list)
-    venv: str = str(REPO / ".venv")
+    venv: str = field(default_factory=active_venv)
     srun_mpi: str = "pmix"
     exclusive: bool = True
     extra_sbatch: list[str] = field(default_factory=list)  # raw "--key=value" lines
-    workdir: str = str(REPO)
+    workdir: str = field(default_factory=default_workdir)
 
     def validate(self) -> "Cluster":
         if not re.fullmatch(r"(\d+-)?\d{1,2}(:\d{2}){0,2}", self.time_limit):
@@ -180,7 +196,7 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
 
 
 def default_run_dir() -> Path:
-    return (REPO / "runs" / f"brunel-{_dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
+    return (Path.cwd() / "runs" / f"brunel-{_dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
 
 
 def main_args(sub) -> None:
@@ -196,7 +212,9 @@ def main_args(sub) -> None:
     j.add_argument("--ntasks-per-node", type=int, default=2)
     j.add_argument("--cpus-per-task", type=int, default=1)
     j.add_argument("--module", dest="modules", action="append", default=[], help="module to load (repeatable)")
-    j.add_argument("--venv", default=str(REPO / ".venv"), help="virtual environment to activate ('' for none)")
+    j.add_argument("--venv", default=None, help="virtual environment the jobs activate (default: the active one, "
+                                                "$VIRTUAL_ENV or this Python's venv; '' for none)")
+    j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: the current directory)")
     j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
     j.add_argument("--no-exclusive", action="store_true")
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
@@ -208,11 +226,15 @@ def cmd_jobscript(args) -> int:
     try:
         c = Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit, nodes=args.nodes,
                     ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, modules=args.modules,
-                    venv=args.venv, srun_mpi=args.srun_mpi, exclusive=not args.no_exclusive,
+                    venv=active_venv() if args.venv is None else args.venv,
+                    workdir=args.workdir or default_workdir(), srun_mpi=args.srun_mpi, exclusive=not args.no_exclusive,
                     extra_sbatch=args.extra_sbatch).validate()
     except ConfigError as e:
         print(f"hpc_brunel: error: {e}", file=sys.stderr)
         return 2
+    if not c.venv and args.venv is None:
+        print("hpc_brunel: note: no virtual environment is active: the jobs use the python found on PATH "
+              "(after --module); pass --venv DIR to activate one", file=sys.stderr)
     run_dir = (args.run_dir or default_run_dir()).resolve()
     run_args = shlex.split(args.run_args)
     if args.what == "run":
