@@ -121,6 +121,9 @@ NEST_KERNEL_SETTABLE: dict[str, str] = {
     "data_path": "str",
     "data_prefix": "str",
     "overwrite_files": "bool",
+    "eprop_update_interval": "float",
+    "eprop_learning_window": "float",
+    "eprop_reset_neurons_on_update": "bool",
 }
 # Settable in NEST, but set by hpc_brunel from other options.
 NEST_KERNEL_MANAGED: dict[str, str] = {
@@ -131,6 +134,7 @@ NEST_KERNEL_MANAGED: dict[str, str] = {
     "tics_per_ms": "nothing (hpc_brunel keeps NEST's 1000 tics per ms)",
     "biological_time": "nothing (the run sets the model time)",
     "structural_plasticity_synapses": "nothing (the Brunel network has no structural plasticity)",
+    "verbosity": "nothing (hpc_brunel sets NEST's verbosity to WARNING; use run -v for its own log)",
 }
 
 

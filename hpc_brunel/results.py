@@ -171,7 +171,9 @@ def _window(ids: np.ndarray, t: np.ndarray, sel: np.ndarray, n: int) -> tuple[np
 def load_run(path: str | Path, *, t_start_ms: float | None = None, t_stop_ms: float | None = None,
              populations: Iterable[str] | None = None, neurons: NeuronSelection = None) -> Run:
     """Load a run directory: config, provenance, statistics and the spikes in
-    [t_start_ms, t_stop_ms) (default: everything recorded) of the given
+    [t_start_ms, t_stop_ms) (as the analysis counts them; without t_stop_ms,
+    everything to the end of the recording, including spikes at its very last
+    time step, since NEST stamps spikes at the end of their step) of the given
     populations (default both) and neurons (None: all; N: the first N of each
     population; a list of ids within the population; or {population: ids})."""
     path = Path(path)
@@ -213,7 +215,7 @@ def _from_sonata(path, record, cfg, statistics, pops, t_start_ms, t_stop_ms, neu
             n = int(g.attrs["n_neurons"])
             ts, ids = g["timestamps"], g["node_ids"]
             a = _bisect(ts, t0, 0, ts.shape[0])
-            b = _bisect(ts, t1, a, ts.shape[0])
+            b = ts.shape[0] if t_stop_ms is None else _bisect(ts, t1, a, ts.shape[0])
             sel = _select_neurons(neurons, p, n)
             i, t = _window(ids[a:b].astype(np.int64), ts[a:b], sel, n)
             spikes[p] = Spikes(p, i, t, int(g.attrs["nest_first_node_id"]), n, sel, t0, t1)
@@ -250,7 +252,7 @@ def _from_rank_files(path, record, cfg, statistics, pops, t_start_ms, t_stop_ms,
                 end = int(f["chunks/offsets"][k - 1, j]) if k else 0
                 ts, ids = f[f"spikes/{p}/times_ms"], f[f"spikes/{p}/node_ids"]
                 a = _bisect(ts, t0, 0, end)
-                b = _bisect(ts, t1, a, end)
+                b = end if t_stop_ms is None else _bisect(ts, t1, a, end)
                 i, t = _window(ids[a:b] - first_id[p], ts[a:b], sel, n)
                 parts_i.append(i)
                 parts_t.append(t)

@@ -61,14 +61,15 @@ def test_load_run_matches_the_analysis_and_elephant(small_run):
         assert part.spikes[p].rates_hz().mean() == pytest.approx(a["populations"][p]["rate_mean_hz"], rel=1e-9)
     # the example script: Elephant on Neo trains from load_run agrees with hpc_brunel's analysis
     out = subprocess.run([sys.executable, str(ROOT / "analysis" / "elephant_example.py"), str(small_run),
-                          "--t-start-ms", str(a["window_ms"][0])], capture_output=True, text=True, cwd=ROOT)
+                          "--t-start-ms", str(a["window_ms"][0]), "--t-stop-ms", str(a["window_ms"][1])],
+                         capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     sys.path.insert(0, str(ROOT / "analysis"))
     try:
         from elephant_example import elephant_stats
     finally:
         sys.path.pop(0)
-    res = elephant_stats(small_run, t_start_ms=a["window_ms"][0])
+    res = elephant_stats(small_run, t_start_ms=a["window_ms"][0], t_stop_ms=a["window_ms"][1])
     for p in ("excitatory", "inhibitory"):
         assert res[p]["rate_mean_hz"] == pytest.approx(a["populations"][p]["rate_mean_hz"], rel=1e-6)
         assert res[p]["cv_isi_mean"] == pytest.approx(a["populations"][p]["cv_isi_mean"], rel=1e-6)

@@ -82,6 +82,14 @@ def test_tiny_real_series_end_to_end(tmp_path):
         assert r["neurons"] == 1250 and r["time_simulate_max"] > 0 and r["vm_hwm_mib_max"] > 0
         assert r["synapses"] == 1250 * 125 + 1250 + 1250
     assert "| 2x1 |" in proc.stdout
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(out / scaling.RESULTS_CSV)
+    assert sorted(df["tasks_per_node"]) == [1, 2] and set(df["num_nodes"]) == {1} and set(df["threads_per_task"]) == {1}
+    for col in ("py_time_create", "py_time_connect", "py_time_presimulate", "time_simulate", "base_memory",
+                "network_memory", "init_memory", "total_memory"):
+        assert (df[col] > 0).all(), col
+    assert (df["network_memory"] >= df["base_memory"]).all()
+    assert list(df["num_connections"]) == [r["synapses"] for r in rows]
     # a second call finds the points done and only redraws
     again = hpc_brunel(*args, check=True)
     assert again.stdout.count("done already, skipped") == 2
