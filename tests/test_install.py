@@ -53,3 +53,11 @@ def test_installed_console_script_and_module(installed, tmp_path):
         assert proc.returncode == 0 and "hpc_brunel" in proc.stdout, proc.stderr
     proc = run_installed(installed, tmp_path, "config", "--regime", "ai")
     assert proc.returncode == 0 and "relative_inhibition = 5.0" in proc.stdout
+
+
+def test_installed_package_ships_the_templates(installed, tmp_path):
+    assert sorted(p.name for p in (installed / "hpc_brunel" / "templates").glob("*.sbatch.in"))
+    proc = run_installed(installed, tmp_path, "jobscript", "examples", "--out", str(tmp_path / "ex"))
+    assert proc.returncode == 0, proc.stderr
+    for p in (ROOT / "jobscripts").glob("*.sbatch"):
+        assert (tmp_path / "ex" / p.name).read_text() == p.read_text()
