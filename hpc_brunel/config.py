@@ -396,12 +396,14 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def resolve(config_path: str | None = None, overrides: typing.Iterable[dict] = (), regime: str | None = None) -> RunConfig:
-    """Defaults <- regime preset <- TOML file <- CLI overrides, then validated."""
+    """Defaults <- TOML file <- regime preset <- CLI overrides, then validated.
+    An explicit regime wins over g and eta from the file (a run's own
+    config.toml sets them all)."""
     cfg = RunConfig()
-    if regime:
-        cfg = apply_regime(cfg, regime)
     if config_path:
         cfg = load_toml(config_path, cfg)
+    if regime:
+        cfg = apply_regime(cfg, regime)
     for ov in overrides:
         cfg = from_dict(ov, cfg)
     return validate(cfg)

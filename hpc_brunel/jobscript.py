@@ -297,18 +297,22 @@ def main_args(sub) -> None:
                         "examples: (re)write the ready-to-edit scripts of jobscripts/ (or --out DIR)")
     j.add_argument("--out", type=Path, default=Path("jobscripts"), help="with 'examples': where to write them")
     j.add_argument("--run-dir", type=Path, help="run directory (default: runs/brunel-<date>-<time>)")
-    j.add_argument("--partition", default="")
-    j.add_argument("--account", default="")
-    j.add_argument("--time", dest="time_limit", default="00:30:00")
-    j.add_argument("--nodes", type=int, default=1)
-    j.add_argument("--ntasks-per-node", type=int, default=2)
-    j.add_argument("--cpus-per-task", type=int, default=1)
+    j.add_argument("--partition", default="", help="#SBATCH --partition (default: none, the site's default)")
+    j.add_argument("--account", default="", help="#SBATCH --account to charge (default: none)")
+    j.add_argument("--time", dest="time_limit", default="00:30:00", metavar="[D-]HH:MM:SS",
+                   help="#SBATCH --time of the run job (default 00:30:00; the analysis job gets 00:20:00)")
+    j.add_argument("--nodes", type=int, default=1, help="#SBATCH --nodes of the run job (default 1)")
+    j.add_argument("--ntasks-per-node", type=int, default=2,
+                   help="MPI ranks per node (default 2); ranks x --cpus-per-task = cores per node")
+    j.add_argument("--cpus-per-task", type=int, default=1,
+                   help="threads per rank (default 1): OMP_NUM_THREADS and hpc_brunel's threads follow it")
     j.add_argument("--module", dest="modules", action="append", default=[], help="module to load (repeatable)")
     j.add_argument("--venv", default=None, help="virtual environment the jobs activate (default: the active one, "
                                                 "$VIRTUAL_ENV or this Python's venv; '' for none)")
     j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: the current directory)")
     j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
-    j.add_argument("--no-exclusive", action="store_true")
+    j.add_argument("--no-exclusive", action="store_true",
+                   help="do not ask for whole nodes (#SBATCH --exclusive is the default for the run job)")
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
                    help="extra #SBATCH line, e.g. --sbatch=--mem=0 (repeatable)")
     j.add_argument("--run-args", default="", help="options for 'hpc_brunel run', e.g. '--t-sim-ms 500'")

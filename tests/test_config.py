@@ -31,8 +31,9 @@ def test_override_parsing_and_precedence(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text("[network]\neta = 3.0\nrelative_inhibition = 6\n")
     cfg = C.resolve(str(p), [C.parse_override("network.eta=1.5")], regime="sr")
-    assert cfg.network.eta == 1.5  # CLI beats file
-    assert cfg.network.relative_inhibition == 6.0  # file beats preset
+    assert cfg.network.eta == 1.5  # CLI beats preset and file
+    assert cfg.network.relative_inhibition == 3.0  # an explicit preset beats the file
+    assert C.resolve(str(p)).network.relative_inhibition == 6.0  # file beats defaults
     assert isinstance(cfg.network.relative_inhibition, float)
 
 

@@ -1,6 +1,7 @@
 """A plain (non-editable) `pip install .` gives a working hpc_brunel whose jobscripts
 point at the current directory and the active venv, never into site-packages."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,9 +13,13 @@ from conftest import ROOT
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     pytest.importorskip("setuptools")
-    target = tmp_path_factory.mktemp("inst") / "site"
+    base = tmp_path_factory.mktemp("inst")
+    src = base / "src"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info",
+                                                            "__pycache__", ".pytest_cache", "scaling", "tests"))
+    target = base / "site"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--target", str(target), str(ROOT)], capture_output=True, text=True,
+                           "--no-index", "--target", str(target), str(src)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return target
