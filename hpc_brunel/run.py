@@ -223,7 +223,8 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
         mean_rate_hz=rates,
         synapses_total=sum(s["synapses"] for s in summaries),
         wall_time_s=time.perf_counter() - t0,
-        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "python_phases_s")}
+        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
+                                  "python_phases_s")}
                for s in summaries],
         nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
                            for k in summary["nest_timers_s"]},

@@ -96,6 +96,9 @@ def test_kernel_settings_reach_nest_and_the_provenance(small_run):
     assert rec["config"]["kernel"] == {"keep_source_table": False, "update_time_limit": 600.0,
                                        "spike_buffer_shrink_limit": 0.25}
     assert "kernel" in (small_run / "config.toml").read_text()
+    for r in rec["ranks"]:  # beNNch's memory phases and the create/connect split, per rank
+        assert 0 < r["memory_phases_kib"]["base"] <= r["memory_phases_kib"]["network"]
+        assert r["python_phases_s"]["create"] > 0 and r["python_phases_s"]["connect"] > 0
 
 
 def test_our_kernel_key_list_is_nests(tmp_path):
