@@ -1,5 +1,6 @@
 """SLURM jobscripts: render plain, editable sbatch scripts for a run, its analysis
-(submitted with --dependency=afterok:<run>), and scaling series (one job per
+(submitted with --dependency=afterany:<run>: analyze decides from the run
+directory whether there is something to analyze), and scaling series (one job per
 point, then a plotting job that depends on all of them).
 
 Follows NEST's HPC guidance: OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK, OMP_PROC_BIND,
@@ -82,6 +83,9 @@ def _environment(c: Cluster) -> list[str]:
         "export OMP_PROC_BIND=true",
         "export OMP_PLACES=cores",
         "export PYNEST_QUIET=1",
+        "# HDF5 file locks: used where the file system has them, ignored where it has not (Lustre",
+        "# without flock, some NFS); set FALSE to never lock. Each rank writes only its own file.",
+        "export HDF5_USE_FILE_LOCKING=${HDF5_USE_FILE_LOCKING:-BEST_EFFORT}",
         '[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1',
         "",
         'echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST: $SLURM_NTASKS task(s) x $SLURM_CPUS_PER_TASK cpu(s)"',
@@ -129,10 +133,10 @@ def render_series_plot(c: Cluster, series_dir: Path) -> str:
     ])
 
 
-def sbatch(script: Path, dependency: list[str] | None = None) -> str:
+def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "afterok") -> str:
     cmd = ["sbatch", "--parsable"]
     if dependency:
-        cmd.append("--dependency=afterok:" + ":".join(dependency))
+        cmd.append(f"--dependency={kind}:" + ":".join(dependency))
     cmd.append(str(script))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -149,19 +153,24 @@ def write(path: Path, text: str) -> Path:
 
 def submit_chain(c: Cluster, run_dir: Path, run_args: list[str]) -> tuple[str, str]:
     """Write run.sbatch and analyze.sbatch next to the run directory, submit the
-    analysis with afterok on the run, return the two job ids."""
+    analysis with afterany on the run, return the two job ids.
+
+    afterany, not afterok: a run stopped at the time limit (TIMEOUT, exit 3) is a
+    clean shorter run that `analyze` analyzes, and a failed or killed run must not
+    leave the analysis pending forever (DependencyNeverSatisfied): `analyze`
+    reads the run directory and fails with the reason (failed rank and phase)."""
     run_dir = run_dir.resolve()
     jobs = run_dir.parent / f"{run_dir.name}.jobs"
     run_script = write(jobs / "run.sbatch", render_run(c, run_dir, run_args, log_dir=jobs))
     ana_script = write(jobs / "analyze.sbatch", render_analyze(c, run_dir, log_dir=jobs))
     run_id = sbatch(run_script)
-    ana_id = sbatch(ana_script, [run_id])
+    ana_id = sbatch(ana_script, [run_id], kind="afterany")
     return run_id, ana_id
 
 
 def submit_series(series, out: Path, c: Cluster | None = None) -> int:
     """One job per scaling point (its own ranks x threads on one node), then the
-    plotting job with afterok on all of them."""
+    plotting job with afterany on all of them."""
     c = c or Cluster()
     out = Path(out).resolve()
     series.save(out)
@@ -174,8 +183,9 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
                                   log_dir=out / "jobs"))
         ids.append(sbatch(script))
         print(f"{p.name}: job {ids[-1]}")
-    plot_id = sbatch(write(out / "jobs" / "plot.sbatch", render_series_plot(c, out)), ids)
-    print(f"plot: job {plot_id} (afterok:{':'.join(ids)})")
+    # afterany: a failed point must not leave the plot pending forever; it is listed as missing.
+    plot_id = sbatch(write(out / "jobs" / "plot.sbatch", render_series_plot(c, out)), ids, kind="afterany")
+    print(f"plot: job {plot_id} (afterany:{':'.join(ids)})")
     return 0
 
 
@@ -225,7 +235,7 @@ def cmd_jobscript(args) -> int:
         except (RuntimeError, FileNotFoundError) as e:
             print(f"hpc_brunel: error: {e}", file=sys.stderr)
             return 1
-        print(f"run job {run_id}; analyze job {ana_id} (afterok:{run_id}); run directory {run_dir}")
+        print(f"run job {run_id}; analyze job {ana_id} (afterany:{run_id}); run directory {run_dir}")
     return 0
 
 
