@@ -70,6 +70,9 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
         "run_dir": str(run_dir),
         "run_id": record["run_id"],
         "partial": g["partial"],
+        "run_status": record.get("status"),
+        "t_sim_requested_ms": cfg.simulation.presim_ms + cfg.simulation.t_sim_ms,
+        "failures": [{k: v for k, v in f.items() if k != "traceback"} for f in rundir.read_failures(run_dir)],
         "window_ms": [t_lo, t_hi],
         "t_transient_ms": transient,
         "parameters": {"g": cfg.network.relative_inhibition, "eta": cfg.network.eta,
@@ -133,7 +136,9 @@ def summary_table(a: dict) -> str:
     lines.append("-" * sum(w))
     lines.append(f"mean-field rate {a['meanfield_rate_hz']:.2f} Hz; measured/theory "
                  f"{_fmt('{:.3f}', a['rate_vs_meanfield'])}; regime: {a['regime']}"
-                 + ("  [PARTIAL run]" if a["partial"] else ""))
+                 + ("  [PARTIAL run]" if a["partial"] else "")
+                 + (f"  [run stopped early by a signal at {a['window_ms'][1]:.1f} of {a['t_sim_requested_ms']:.1f} ms]"
+                    if a["run_status"] == "terminated" and not a["partial"] else ""))
     return "\n".join(lines)
 
 
@@ -151,6 +156,12 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
     if a["partial"]:
         lines += [f"> **Partial analysis**: the run did not complete (status `{record.get('status')}`); "
                   f"analyzed up to {a['window_ms'][1]:.1f} ms, the last model time all ranks flushed.", ""]
+        lines += [f"> Failure: {rundir.describe_failure(f)}" for f in a["failures"]] + ([""] if a["failures"] else [])
+    elif a["run_status"] == "terminated":
+        lines += [f"> **Stopped early**: the run was stopped by SIGTERM/SIGINT (e.g. SLURM's time limit) at "
+                  f"{a['window_ms'][1]:.1f} ms of the {a['t_sim_requested_ms']:.1f} ms asked for; every rank "
+                  "stopped at that chunk boundary and closed its file, so this is a complete analysis of a "
+                  "shorter run.", ""]
     lines += [
         "## Parameters",
         "",

@@ -213,65 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from .parallel import Parallel, available_cpus, threads_per_rank
+    from .parallel import Parallel
 
     par = Parallel.from_environment()
     setup_logging(par.rank, args.verbose)
-    err, cfg, threads = None, None, None
-    try:
-        cfg = config_from_args(args)
-        threads, source = threads_per_rank(args.threads, cfg.simulation.threads_per_rank)
-        cpus = available_cpus()
-        if threads > cpus and not args.allow_oversubscribe:
-            raise ConfigError(
-                f"threads per rank = {threads} (from {source}) exceeds the {cpus} CPU(s) this rank may use: "
-                f"allowed 1..{cpus} (with Open MPI give each rank its cores: mpirun --map-by slot:PE={threads} "
-                "or --bind-to none; or pass --allow-oversubscribe)"
-            )
-        if not (args.grace_s >= 0 and args.grace_s < float("inf")):
-            raise ConfigError(f"--grace-s = {args.grace_s}: allowed a finite number of seconds >= 0")
-    except ConfigError as e:
-        err = str(e)
-    err = par.first_error(err)  # same decision on every rank
-    if err:
-        if par.is_root:
-            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
 
-    from . import kernel
+    def body() -> int:
+        from .run import command
 
-    try:
-        kernel.precheck_mpi(par)  # before anything imports NEST, h5py, ...
-        nest = kernel.import_nest()
-        kernel.check_nest(nest, par)
-    except kernel.NestSetupError as e:
-        if par.is_root:
-            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
-    # [kernel] settings: tried on a fresh kernel before anything is written; same decision on every rank
-    err = par.first_error(kernel.check_kernel_settings(nest, cfg.kernel))
-    if err:
-        if par.is_root:
-            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
-    from . import rundir
-    from .run import execute
+        return command(args, par, lambda: config_from_args(args))
 
-    run_dir = args.run_dir or (par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
-    try:
-        status = execute(cfg, Path(run_dir), par, nest, threads=threads, overwrite=args.overwrite,
-                         argv=sys.argv, grace_s=args.grace_s)
-    except rundir.RunDirError as e:
-        if par.is_root:
-            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
-    if status == 0 and cfg.analysis.run_after_simulation and not args.no_analyze and par.is_root:
-        try:
-            from .analyze import analyze_run
-        except ImportError:
-            return status
-        analyze_run(Path(run_dir), print_table=True)
-    return status
+    # Any unexpected error on any rank ends the whole job (MPI_Abort) with a failure record.
+    return par.run_guarded(body)
 
 
 def cmd_config(args) -> int:

@@ -344,6 +344,18 @@ def validate(cfg: RunConfig) -> RunConfig:
     )
     need(n.indegree_excitatory >= 1, "network.indegree_excitatory", n.indegree_excitatory,
          "C_E >= 1 (it sets the threshold rate)")
+    # fixed_indegree draws each neuron's C sources from its source population: without
+    # autapses a neuron may not pick itself, without multapses no source twice.
+    for pop, c, n_src in (("excitatory", n.indegree_excitatory, n.n_excitatory),
+                          ("inhibitory", n.indegree_inhibitory, n.n_inhibitory)):
+        available = n_src - (0 if n.allow_autapses else 1)
+        if not n.allow_multapses:
+            need(c <= available, f"network.indegree_{pop}", c,
+                 f"0..{available} with allow_multapses = false" + ("" if n.allow_autapses else
+                 f" and allow_autapses = false (network.n_{pop} - 1: a neuron may not be its own source)"))
+        elif c > 0:
+            need(available >= 1, f"network.n_{pop}", n_src,
+                 "at least 2 neurons with allow_autapses = false (a neuron may not be its own source)")
     need(n.weight_mv > 0, "network.weight_mv", n.weight_mv, "J > 0 mV")
     need(n.relative_inhibition >= 0, "network.relative_inhibition", n.relative_inhibition, "g >= 0")
     need(n.eta >= 0, "network.eta", n.eta, "eta >= 0")
@@ -358,6 +370,12 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"V_th > neuron.e_l_mv ({nu.e_l_mv})")
     need(nu.v_init_mv < nu.v_threshold_mv, "neuron.v_init_mv", nu.v_init_mv,
          f"V_m(0) < neuron.v_threshold_mv ({nu.v_threshold_mv})")
+    # The drive is eta * nu_thr * C_E with nu_thr = V_th / (J C_E tau_m): a threshold at or below
+    # 0 mV makes NEST's poisson_generator refuse a negative rate (or give none at all).
+    need(nu.v_threshold_mv > 0 or n.eta == 0, "neuron.v_threshold_mv", nu.v_threshold_mv,
+         f"V_th > 0 mV: the external Poisson rate eta * V_th / (J tau_m) would be {cfg.poisson_rate_hz:.4g} Hz "
+         "(voltages in this model are relative to rest: keep neuron.e_l_mv = 0 and give V_th, V_reset relative "
+         "to it)")
 
     need(0.001 <= s.resolution_ms <= 10.0, "simulation.resolution_ms", s.resolution_ms, "0.001 ms <= dt <= 10 ms")
     # NEST's time base is 0.001 ms (tics): dt must be a whole number of tics.

@@ -85,13 +85,27 @@ def check_complete(run_dir: Path, partial: bool = False) -> tuple[dict, list[Ran
     usable = [s for s in states if s.exists and not s.error]
     t_common = min((s.t_flushed_ms for s in usable), default=0.0) if not missing and not broken else 0.0
     status = record.get("status")
-    if status == "complete" and not (missing or broken or unfinished):
+    clean = not (missing or broken or unfinished)
+    if status == "complete" and clean:
         return record, states, float(record["t_model_reached_ms"])
+    if status == "terminated" and clean and all(s.t_flushed_ms == record.get("t_model_reached_ms") for s in states):
+        # Stopped by SIGTERM/SIGINT at a chunk boundary that every rank reached and
+        # closed: a consistent run up to that model time (the analysis says so).
+        return record, states, float(record["t_model_reached_ms"])
+    failures = rundir.read_failures(run_dir)
     problems = []
-    if status == "running":
+    if failures:
+        problems += [f"the run failed: {rundir.describe_failure(f)}" for f in failures]
+    elif status == "failed":
+        problems.append("run status is 'failed'" + (f": {rundir.describe_failure(record['failure'])}"
+                                                     if record.get("failure") else ""))
+    elif status == "running":
         alive = rundir.RunLock.is_held(run_dir)
         problems.append("the run is still running" if alive else
-                        "run status is 'running' but no process holds its lock: its ranks were killed")
+                        "run status is 'running' but no process holds its lock: its ranks were killed"
+                        if alive is False else
+                        "run status is 'running' and file locks are unavailable here: it may still be running "
+                        "on another host, or its ranks were killed")
     elif status != "complete":
         problems.append(f"run status is '{status}'" + (f" at {record.get('t_model_reached_ms')} ms of model time"
                                                         if status == "terminated" else ""))
@@ -100,7 +114,7 @@ def check_complete(run_dir: Path, partial: bool = False) -> tuple[dict, list[Ran
     if broken:
         problems.append(f"unreadable rank file(s): {', '.join(broken)}")
     if unfinished:
-        problems.append(f"rank(s) {unfinished} did not finish")
+        problems.append(f"rank(s) {unfinished} did not finish" + (" (the job was aborted)" if failures else ""))
     t0 = float(record["config"]["simulation"]["presim_ms"])
     if partial and not missing and not broken and t_common > t0:
         return record, states, t_common
@@ -120,7 +134,8 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
     n_neurons = {p: n_rec or cfg["network"][f"n_{p}"] for p in pops}
 
     reached = record.get("t_model_reached_ms")
-    is_partial = record.get("status") != "complete" or reached is None or t_until < float(reached)
+    # A run stopped by SIGTERM at a chunk boundary is complete up to the model time it reached.
+    is_partial = record.get("status") not in ("complete", "terminated") or reached is None or t_until < float(reached)
     files = [open_rank_file(s.path) for s in states]
     try:
         p_index = [json.loads(f.attrs["populations"]) for f in files]

@@ -1,7 +1,9 @@
 """SLURM jobscripts: render plain, editable sbatch scripts for a run, its analysis
-(submitted with a dependency on the run), scaling series (one job per point, then
-a plotting job that depends on all of them) and sweeps (a job array and a collect
-job), and the ready-to-edit copies in the top-level jobscripts/ directory.
+(submitted with --dependency=afterany:<run>: analyze decides from the run
+directory whether there is something to analyze), scaling series (one job per
+point, then a plotting job that depends on all of them) and sweeps (a job array
+and a collect job), and the ready-to-edit copies in the top-level jobscripts/
+directory.
 
 The script text lives in template files, hpc_brunel/templates/*.sbatch.in
 (package data), with {{placeholders}}: header (the #SBATCH lines), environment
@@ -235,10 +237,10 @@ def write_examples(directory: Path) -> list[Path]:
     return [write(Path(directory) / name, text) for name, text in render_examples().items()]
 
 
-def sbatch(script: Path, dependency: list[str] | None = None) -> str:
+def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "afterok") -> str:
     cmd = ["sbatch", "--parsable"]
     if dependency:
-        cmd.append("--dependency=afterok:" + ":".join(dependency))
+        cmd.append(f"--dependency={kind}:" + ":".join(dependency))
     cmd.append(str(script))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -255,19 +257,24 @@ def write(path: Path, text: str) -> Path:
 
 def submit_chain(c: Cluster, run_dir: Path, run_args: list[str]) -> tuple[str, str]:
     """Write run.sbatch and analyze.sbatch next to the run directory, submit the
-    analysis with afterok on the run, return the two job ids."""
+    analysis with afterany on the run, return the two job ids.
+
+    afterany, not afterok: a run stopped at the time limit (TIMEOUT, exit 3) is a
+    clean shorter run that `analyze` analyzes, and a failed or killed run must not
+    leave the analysis pending forever (DependencyNeverSatisfied): `analyze`
+    reads the run directory and fails with the reason (failed rank and phase)."""
     run_dir = run_dir.resolve()
     jobs = run_dir.parent / f"{run_dir.name}.jobs"
     run_script = write(jobs / "run.sbatch", render_run(c, run_dir, run_args, log_dir=jobs))
     ana_script = write(jobs / "analyze.sbatch", render_analyze(c, run_dir, log_dir=jobs))
     run_id = sbatch(run_script)
-    ana_id = sbatch(ana_script, [run_id])
+    ana_id = sbatch(ana_script, [run_id], kind="afterany")
     return run_id, ana_id
 
 
 def submit_series(series, out: Path, c: Cluster | None = None) -> int:
     """One job per scaling point (its own ranks x threads on one node), then the
-    plotting job with afterok on all of them."""
+    plotting job with afterany on all of them."""
     c = c or Cluster()
     out = Path(out).resolve()
     series.save(out)
@@ -280,8 +287,9 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
                                   log_dir=out / "jobs"))
         ids.append(sbatch(script))
         print(f"{p.name}: job {ids[-1]}")
-    plot_id = sbatch(write(out / "jobs" / "plot.sbatch", render_series_plot(c, out)), ids)
-    print(f"plot: job {plot_id} (afterok:{':'.join(ids)})")
+    # afterany: a failed point must not leave the plot pending forever; it is listed as missing.
+    plot_id = sbatch(write(out / "jobs" / "plot.sbatch", render_series_plot(c, out)), ids, kind="afterany")
+    print(f"plot: job {plot_id} (afterany:{':'.join(ids)})")
     return 0
 
 
@@ -347,7 +355,7 @@ def cmd_jobscript(args) -> int:
         except (RuntimeError, FileNotFoundError) as e:
             print(f"hpc_brunel: error: {e}", file=sys.stderr)
             return 1
-        print(f"run job {run_id}; analyze job {ana_id} (afterok:{run_id}); run directory {run_dir}")
+        print(f"run job {run_id}; analyze job {ana_id} (afterany:{run_id}); run directory {run_dir}")
     return 0
 
 

@@ -4,12 +4,23 @@ Everything else receives a `Parallel` object and calls its collectives; no other
 module imports mpi4py or reads launcher variables. All collectives here are
 called by every rank, so a decision (e.g. "this input is bad") is the same on
 every rank and nobody is left waiting in a collective.
+
+It is also the one place that decides what an unexpected error on any rank does
+(`Parallel.run_guarded`, after mpi4py's `python -m mpi4py` runner): the failing
+rank calls the failure hooks that the code registered (they write the run's
+failure record), prints its traceback and one summary line, and calls
+MPI_Abort, which ends every rank of the job. Without it, Open MPI + mpi4py
+leave the failing rank blocked in MPI_Finalize and the others waiting in their
+next collective, forever.
 """
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
 
 # Launcher variables that tell how many ranks were started, whatever MPI says.
 # SLURM_STEP_NUM_TASKS is set by srun for the step (SLURM_NTASKS is also set in
@@ -67,6 +78,49 @@ def threads_per_rank(cli_threads: int | None, config_threads: int = 0, env=os.en
     return 1, "default"
 
 
+# After the grace period the run still has to reach its next chunk boundary,
+# close its files and write the record: keep this much of the launcher's
+# SIGTERM -> SIGKILL window free.
+GRACE_MARGIN_S = 10.0
+
+
+def slurm_kill_wait_s(env=os.environ) -> float | None:
+    """SLURM's KillWait: seconds between SIGTERM and SIGKILL when a job reaches
+    its time limit or is cancelled. None outside a SLURM job or when scontrol
+    cannot say."""
+    import re
+    import subprocess
+
+    if "SLURM_JOB_ID" not in env:
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"^KillWait\s*=\s*(\d+)", out, re.MULTILINE)
+    return float(m.group(1)) if m else None
+
+
+def launcher_kill_window_s(env=os.environ) -> tuple[float, str] | None:
+    """(seconds, what sets them) a rank has between the SIGTERM it gets when its
+    job is stopped and the SIGKILL that follows; None when no launcher says.
+
+    Measured here (README, reliability): Open MPI 4.1's mpirun, on SIGTERM or
+    SIGINT (Ctrl-C), sends the ranks SIGCONT, waits odls_base_sigkill_timeout
+    (default 1 s), sends SIGTERM, waits as long again, then SIGKILL. SLURM
+    (time limit, scancel) sends SIGTERM and SIGKILL KillWait seconds later."""
+    if "OMPI_MCA_orte_hnp_uri" in env:  # a rank started by Open MPI's mpirun
+        try:
+            t = float(env.get("OMPI_MCA_odls_base_sigkill_timeout", "1"))
+        except ValueError:
+            t = 1.0
+        return t, "Open MPI's mpirun (odls_base_sigkill_timeout; export OMPI_MCA_odls_base_sigkill_timeout=N)"
+    kill_wait = slurm_kill_wait_s(env)
+    if kill_wait is not None:
+        return kill_wait, "SLURM (KillWait)"
+    return None
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -74,13 +128,27 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+EXIT_FAILURE = 1  # an unexpected error on some rank (the job was aborted)
+# Longest time the failure hooks may take (a hung shared file system) before the
+# failing rank aborts the job anyway.
+FAILURE_HOOK_TIMEOUT_S = 20.0
+
+FailureHook = Callable[[BaseException, str], None]
+
+
 @dataclass
 class Parallel:
-    """Rank, size and the few collectives the package needs (over mpi4py)."""
+    """Rank, size and the few collectives the package needs (over mpi4py).
+
+    `phase` says what this rank is doing (set by the code as it goes); it is
+    reported with any unexpected error. `failure_hooks` are called, on the
+    failing rank only, with (exception, phase) before the job is aborted."""
 
     rank: int
     size: int
     comm: object | None  # mpi4py communicator, None when run without MPI
+    phase: str = "start"
+    failure_hooks: list[FailureHook] = field(default_factory=list)
 
     @classmethod
     def from_environment(cls) -> "Parallel":
@@ -132,12 +200,56 @@ class Parallel:
         return next((e for e in errors if e), None)
 
     def abort(self, code: int) -> None:
-        """Last resort when ranks can no longer agree (one rank died)."""
-        sys.stdout.flush()
-        sys.stderr.flush()
+        """End every rank of the job now (MPI_Abort); a single process just exits."""
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            if self.comm is not None and self.size > 1:
+                self.comm.Abort(code)
+            os._exit(code)
+
+    def run_guarded(self, body: Callable[[], int]) -> int:
+        """Run `body` (the whole command, on every rank) and return its exit status.
+
+        An exception that escapes `body` on any rank, in any phase, ends the
+        whole job within seconds: this rank runs the failure hooks (bounded by
+        FAILURE_HOOK_TIMEOUT_S), prints its traceback and a one-line summary,
+        and calls MPI_Abort(EXIT_FAILURE). The other ranks are killed by the
+        MPI runtime wherever they are (in a collective, in NEST, in
+        MPI_Finalize). A single-process run returns EXIT_FAILURE instead.
+        SystemExit passes through: it is only used for decisions that every
+        rank takes together (argument errors)."""
+        try:
+            return body()
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: the job must end
+            self._fail(exc)
+            return EXIT_FAILURE
+
+    def _fail(self, exc: BaseException) -> None:
+        phase = self.phase
+        watchdog = None
         if self.comm is not None and self.size > 1:
-            self.comm.Abort(code)
-        os._exit(code)
+            # The hooks write to a (maybe shared, maybe hung) file system: never let them keep the job alive.
+            watchdog = threading.Timer(FAILURE_HOOK_TIMEOUT_S, self.abort, args=(EXIT_FAILURE,))
+            watchdog.daemon = True
+            watchdog.start()
+        notes = []
+        for hook in list(self.failure_hooks):
+            try:
+                hook(exc, phase)
+            except Exception as e:  # noqa: BLE001 - the record is best effort; the abort is not
+                notes.append(f"(could not record the failure: {type(e).__name__}: {e})")
+        traceback.print_exception(exc, file=sys.stderr)
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ranks = f"aborting all {self.size} ranks (MPI_Abort)" if self.size > 1 else "exiting"
+        print(f"hpc_brunel: error: rank {self.rank} failed in phase '{phase}': {what}; {ranks}",
+              *notes, file=sys.stderr, flush=True)
+        if watchdog is not None:
+            watchdog.cancel()
+            self.abort(EXIT_FAILURE)
 
 
 def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:

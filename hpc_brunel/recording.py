@@ -32,6 +32,18 @@ RANK_LAYOUT_VERSION = 1
 _CHUNK_ROWS = 1 << 16
 
 
+def h5_open(path: Path, mode: str, **kw) -> h5py.File:
+    """h5py.File with HDF5 file locking set for cluster file systems: locks are
+    used where the file system has them and ignored where it has not (Lustre
+    without flock, some NFS), instead of failing with 'unable to lock file'.
+    HDF5_USE_FILE_LOCKING in the environment (TRUE, FALSE, BEST_EFFORT) wins."""
+    import os
+
+    if "HDF5_USE_FILE_LOCKING" not in os.environ:
+        kw.setdefault("locking", "best-effort")
+    return h5py.File(path, mode, **kw)
+
+
 def rank_file_name(rank: int) -> str:
     return f"rank_{rank:05d}.h5"
 
@@ -41,7 +53,7 @@ class RankSpikeWriter:
                  run_id: str, t_start_ms: float):
         self.path = Path(path)
         self.populations = tuple(populations)
-        f = h5py.File(self.path, "w", libver="latest")
+        f = h5_open(self.path, "w", libver="latest")
         f.attrs.update(layout_version=RANK_LAYOUT_VERSION, rank=rank, num_ranks=num_ranks,
                        threads_per_rank=threads_per_rank, run_id=run_id, t_start_ms=t_start_ms,
                        populations=json.dumps(self.populations))
@@ -90,7 +102,7 @@ class RankSpikeWriter:
         metadata (the rank finished)."""
         self._f.close()
         if meta is not None:
-            with h5py.File(self.path, "r+", libver="latest") as f:
+            with h5_open(self.path, "r+", libver="latest") as f:
                 g = f.require_group("meta")
                 for key, value in meta.items():
                     g.attrs[key] = json.dumps(value)
@@ -110,7 +122,7 @@ def read_recorder(recorder) -> tuple[np.ndarray, np.ndarray, int]:
 def open_rank_file(path: Path) -> h5py.File:
     """Open a rank file for reading, also while it is being written or after its
     writer died (SWMR read)."""
-    return h5py.File(path, "r", libver="latest", swmr=True)
+    return h5_open(path, "r", libver="latest", swmr=True)
 
 
 def read_meta(f: h5py.File) -> dict | None:

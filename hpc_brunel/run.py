@@ -6,6 +6,7 @@ files -> run record -> summary (-> analyze on rank 0).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 import uuid
@@ -15,17 +16,19 @@ from pathlib import Path
 from . import kernel, network, provenance, rundir
 from .config import RunConfig
 from .parallel import Parallel
-from .recording import RankSpikeWriter, rank_file_name, read_recorder
 
 log = logging.getLogger("hpc_brunel")
 
+EXIT_BAD_INPUT = 2  # bad input, decided on every rank together; nothing created
 EXIT_TERMINATED = 3  # stopped by SIGTERM/SIGINT at a chunk boundary; data flushed
 
 
 @dataclass
 class PhaseTimer:
-    """Python-side wall time per phase, in seconds."""
+    """Python-side wall time per phase, in seconds; entering a phase also tells
+    `par` what this rank is doing (for the failure record)."""
 
+    par: Parallel | None = None
     times_s: dict = field(default_factory=dict)
 
     def __call__(self, name: str):
@@ -33,6 +36,8 @@ class PhaseTimer:
 
         class _Ctx:
             def __enter__(self):
+                if timer.par is not None:
+                    timer.par.phase = name
                 self.t0 = time.perf_counter()
 
             def __exit__(self, *exc):
@@ -50,8 +55,12 @@ class StopRequest:
         self.grace_s = grace_s
         self.signal_time: float | None = None
         self.signum: int | None = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handler)
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before (after the simulation)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handler(self, signum, frame):
         if self.signal_time is None:
@@ -74,11 +83,14 @@ def chunk_ends_ms(t_sim_ms: float, chunk_ms: float, resolution_ms: float) -> lis
 
 
 def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, run_id: str,
-             stop: StopRequest) -> dict:
+             stop: StopRequest, progress: Progress | None = None) -> dict:
     """Build and simulate on this rank; write this rank's file. Returns the
     rank's summary (collectives inside: call on every rank)."""
+    from .recording import RankSpikeWriter, rank_file_name, read_recorder  # h5py: only once NEST is checked
+
     sim = cfg.simulation
-    timer = PhaseTimer()
+    progress = progress or Progress()
+    timer = PhaseTimer(par)
     with timer("setup_kernel"):
         kernel_settings = kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms,
                                               rng_seed=sim.rng_seed, settings=cfg.kernel)
@@ -105,6 +117,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             log.info("  rank %d: %d E + %d I neurons, %d synapses", r, info["neurons"]["excitatory"],
                      info["neurons"]["inhibitory"], info["synapses"])
 
+    par.phase = "open_rank_file"
     writer = RankSpikeWriter(run_dir / rank_file_name(par.rank), populations=network.POPULATIONS,
                              rank=par.rank, num_ranks=par.size, threads_per_rank=threads, run_id=run_id,
                              t_start_ms=t_start_ms)
@@ -125,7 +138,10 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             chunk = {p: read_recorder(r) for p, r in net.recorders.items()}
             for p, (_, _, n) in chunk.items():
                 n_events[p] += n
+            par.phase = "write_spikes"
             writer.append_chunk(t_start_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
+            progress.t_model_reached_ms = t_start_ms + t_end
+            par.phase = "simulate"
             wall = time.perf_counter() - wall0
             remaining = wall / t_done_ms * (sim.t_sim_ms - t_done_ms)
             # Collective: all ranks stop at the same boundary, whoever got the signal.
@@ -152,23 +168,63 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "kernel_settings": kernel_settings,
         "threads_per_rank": threads,
     }
+    par.phase = "close_rank_file"
     writer.close(meta=summary)
     return summary
+
+
+@dataclass
+class Progress:
+    """How far this rank got: reported in the failure record."""
+
+    t_model_reached_ms: float = 0.0  # model time of the last chunk this rank flushed
+
+
+def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
+    """The hook that records an unexpected error of this rank in the run directory."""
+
+    def hook(exc: BaseException, phase: str) -> None:
+        rundir.record_failure(run_dir, rank=par.rank, num_ranks=par.size, phase=phase, exc=exc,
+                              t_model_reached_ms=progress.t_model_reached_ms)
+
+    return hook
+
+
+def estimated_output_bytes(cfg: RunConfig) -> int:
+    """Disk space the run will need: 16 bytes per recorded spike in the rank files
+    and as much again in the gathered SONATA file, at a rate bounded from above
+    (1.5x the mean-field rate, at least 10 Hz; at most 1/t_ref, which covers SR
+    at ~330 Hz, or 1/t_ref when the mean field has no answer), plus 1 MB of metadata."""
+    from .meanfield import stationary_rate_for_config
+
+    n_rec = cfg.recording.n_record_per_population
+    recorded = 2 * n_rec if n_rec else cfg.network.n_neurons
+    max_rate_hz = 1000.0 / cfg.neuron.t_ref_ms if cfg.neuron.t_ref_ms > 0 else 1000.0
+    try:
+        mf = stationary_rate_for_config(cfg)
+    except (ValueError, ArithmeticError):
+        mf = float("nan")
+    rate_hz = min(max_rate_hz, max(10.0, 1.5 * mf)) if mf == mf else max_rate_hz
+    seconds = (cfg.simulation.presim_ms + cfg.simulation.t_sim_ms) / 1000.0
+    return int(recorded * rate_hz * seconds * 32) + (1 << 20)
 
 
 def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, overwrite: bool,
             argv: list[str], grace_s: float = 0.0) -> int:
     """The whole run on every rank. Returns the exit status."""
     t0 = time.perf_counter()
+    progress = Progress(t_model_reached_ms=cfg.simulation.presim_ms)
     # --- run directory: rank 0 decides, everyone learns the outcome ---------
+    par.phase = "prepare_run_dir"
     err, lock, run_id = None, None, None
     if par.is_root:
         try:
-            # 16 bytes per spike at up to 200 Hz, plus 1 MB of metadata
-            est_bytes = int(cfg.network.n_neurons * 200.0 * (cfg.simulation.t_sim_ms / 1000.0) * 16) + (1 << 20)
-            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=est_bytes)
+            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=estimated_output_bytes(cfg))
+        except rundir.RunDirError as e:
+            err = str(e)
+        else:
             run_id = uuid.uuid4().hex
-            (run_dir / rundir.CONFIG_TOML).write_text(cfg.to_toml())
+            # run.json first: from here on the directory is an hpc_brunel run, and a failure is recorded in it.
             rundir.write_run_json(run_dir, {
                 "layout_version": rundir.RUN_LAYOUT_VERSION,
                 "run_id": run_id,
@@ -179,30 +235,32 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                                   "virtual_processes": par.size * threads},
                 "rng_seed": cfg.simulation.rng_seed,
                 "config": cfg.to_dict(),
-                "versions": provenance.versions(nest),
-                "nest_build_info": provenance.nest_build_info(nest),
-                "machine": provenance.machine(),
-                "slurm": provenance.slurm_context(),
             })
-        except rundir.RunDirError as e:
-            if lock:
-                lock.release()
-            err = str(e)
+            par.failure_hooks.append(failure_hook(run_dir, par, progress))
+            (run_dir / rundir.CONFIG_TOML).write_text(cfg.to_toml())
+            rundir.update_run_json(run_dir, versions=provenance.versions(nest),
+                                   nest_build_info=provenance.nest_build_info(nest),
+                                   machine=provenance.machine(), slurm=provenance.slurm_context(),
+                                   file_locking=lock.mode)
     err, run_id = par.bcast((err, run_id))
     if err:
         raise rundir.RunDirError(err)
+    if not par.is_root:
+        par.failure_hooks.append(failure_hook(run_dir, par, progress))
 
-    hosts = par.gather(provenance.machine()["hostname"])
+    par.phase = "prepare_run_dir"
+    where = par.gather((provenance.machine()["hostname"], os.environ.get("SLURMD_NODENAME")))
     if par.is_root:
-        rundir.update_run_json(run_dir, hosts=sorted(set(hosts)), rank_hosts=hosts)
+        hosts = [h for h, _ in where]
+        extra = {"rank_nodes": [n for _, n in where]} if any(n for _, n in where) else {}
+        rundir.update_run_json(run_dir, hosts=sorted(set(hosts)), rank_hosts=hosts, **extra)
 
     stop = StopRequest(grace_s)
     try:
-        summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop)
-    except Exception:
-        if par.is_root:
-            rundir.update_run_json(run_dir, status="failed", ended=rundir.now_iso())
-        raise
+        summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop, progress=progress)
+    finally:
+        stop.restore()
+    par.phase = "finish_record"
     summaries = par.gather(summary)
     par.barrier()
     if not par.is_root:
@@ -251,3 +309,74 @@ def print_summary(record: dict, run_dir: Path) -> None:
         f"simulate {ph.get('simulate', 0):.2f} s (NEST {timers.get('time_simulate', 0):.2f} s)",
     ]
     print("\n".join(lines), flush=True)
+
+
+def command(args, par: Parallel, resolve_config) -> int:
+    """`hpc_brunel run` on every rank, inside `Parallel.run_guarded`: bad input
+    is decided collectively (exit 2 everywhere, nothing created); anything
+    unexpected on any rank aborts the job with a failure record."""
+    import sys
+
+    from .config import ConfigError
+    from .parallel import GRACE_MARGIN_S, available_cpus, launcher_kill_window_s, threads_per_rank
+
+    par.phase = "config"
+    err, cfg, threads = None, None, None
+    try:
+        cfg = resolve_config()
+        threads, source = threads_per_rank(args.threads, cfg.simulation.threads_per_rank)
+        cpus = available_cpus()
+        if threads > cpus and not args.allow_oversubscribe:
+            raise ConfigError(
+                f"threads per rank = {threads} (from {source}) exceeds the {cpus} CPU(s) this rank may use: "
+                f"allowed 1..{cpus} (with Open MPI give each rank its cores: mpirun --map-by slot:PE={threads} "
+                "or --bind-to none; or pass --allow-oversubscribe)"
+            )
+        if not (0 <= args.grace_s < float("inf")):
+            raise ConfigError(f"--grace-s = {args.grace_s}: allowed a finite number of seconds >= 0")
+        window = launcher_kill_window_s() if par.is_root else None  # may ask SLURM: once, shared below
+        if window is not None and args.grace_s > max(0.0, window[0] - GRACE_MARGIN_S):
+            allowed = max(0.0, window[0] - GRACE_MARGIN_S)
+            raise ConfigError(
+                f"--grace-s = {args.grace_s:g}: allowed 0..{allowed:g} s here: {window[1]} sends SIGKILL "
+                f"{window[0]:g} s after SIGTERM, and the run needs ~{GRACE_MARGIN_S:g} s after the grace "
+                "period to finish its chunk and close its files")
+    except ConfigError as e:
+        err = str(e)
+    err = par.first_error(err)  # same decision on every rank
+    if err:
+        if par.is_root:
+            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+    par.phase = "import_nest"
+    try:
+        kernel.precheck_mpi(par)  # before anything imports NEST
+        nest = kernel.import_nest()
+        kernel.check_nest(nest, par)
+    except kernel.NestSetupError as e:
+        if par.is_root:
+            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    # [kernel] settings: tried on a fresh kernel before anything is written; same decision on every rank
+    par.phase = "check_kernel_settings"
+    err = par.first_error(kernel.check_kernel_settings(nest, cfg.kernel))
+    if err:
+        if par.is_root:
+            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+    run_dir = Path(args.run_dir or par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
+    try:
+        status = execute(cfg, run_dir, par, nest, threads=threads, overwrite=args.overwrite, argv=sys.argv,
+                         grace_s=args.grace_s)
+    except rundir.RunDirError as e:
+        if par.is_root:
+            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    if status == 0 and cfg.analysis.run_after_simulation and not args.no_analyze and par.is_root:
+        par.phase = "analyze"
+        from .analyze import analyze_run
+
+        analyze_run(run_dir, print_table=True)
+    return status

@@ -1,8 +1,16 @@
-"""A real single-node SLURM on this machine for the jobscript tests.
+"""A real SLURM on this machine for the jobscript tests: one node, or several.
 
 munged, slurmctld and slurmd on localhost with a generated slurm.conf passed
 through SLURM_CONF; no systemd, no cgroups. Installs Debian's slurm-wlm and munge
 when root and they are missing. Daemons are torn down by PID.
+
+With nodes=N > 1, N slurmd daemons (`slurmd -N n1`, `-N n2`, ...) run on
+localhost, each on its own Port with one CPU, so that a job spans "nodes" the
+way a cluster job does (srun -N 2 puts MPI rank 0 on n1 and rank 1 on n2). Each
+slurmd reads its own slurm.conf, differing only in TmpFS (PMIx's per-step
+directory would otherwise collide), with DebugFlags=NO_CONF_HASH so that the
+daemons accept the difference. Both fake nodes share the real cores and
+task/affinity pins their tasks to the same one: take no timings there.
 """
 from __future__ import annotations
 
@@ -41,9 +49,11 @@ def ensure_packages() -> None:
 
 
 class SlurmCluster:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, nodes: int = 1):
         self.dir = Path(workdir)
         self.conf = self.dir / "slurm.conf"
+        self.nodes = nodes
+        self.node_names = ["localhost"] if nodes == 1 else [f"n{i + 1}" for i in range(nodes)]
         self.pids: dict[str, int] = {}
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
 
@@ -59,21 +69,17 @@ class SlurmCluster:
         fields = dict(kv.split("=", 1) for kv in node.split() if "=" in kv)
         cpus, mem = fields.get("CPUs", "1"), fields.get("RealMemory", "1000")
         d = self.dir
-        self.conf.write_text(f"""\
+        common = f"""\
 ClusterName=hpcbrunel
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket={d}/munge/munge.socket
 StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
 SlurmctldPidFile={d}/slurmctld.pid
-SlurmdPidFile={d}/slurmd.pid
 SlurmctldLogFile={d}/slurmctld.log
-SlurmdLogFile={d}/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
 SelectType=select/cons_tres
@@ -84,21 +90,52 @@ MpiDefault=pmix
 MinJobAge=600
 ReturnToService=2
 SchedulerType=sched/backfill
+"""
+        if self.nodes == 1:
+            self.conf.write_text(common + f"""\
+SlurmdPort={_free_port()}
+SlurmdSpoolDir={d}/spool
+SlurmdPidFile={d}/slurmd.pid
+SlurmdLogFile={d}/slurmd.log
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """)
+            slurmd_confs = {"localhost": self.conf}
+        else:
+            mem_per_node = max(100, int(mem) // self.nodes)
+            nodes = "".join(f"NodeName={n} NodeAddr=127.0.0.1 Port={_free_port()} CPUs=1 RealMemory={mem_per_node} "
+                            "State=UNKNOWN\n" for n in self.node_names)
+            multi = common + f"""\
+DebugFlags=NO_CONF_HASH
+SlurmdSpoolDir={d}/spool/%n
+SlurmdPidFile={d}/slurmd-%n.pid
+SlurmdLogFile={d}/slurmd-%n.log
+{nodes}PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+"""
+            self.conf.write_text(multi + f"TmpFS={d}/tmp/ctld\n")
+            slurmd_confs = {}
+            for n in self.node_names:
+                (d / "tmp" / n).mkdir(parents=True, exist_ok=True)
+                (d / "spool" / n).mkdir(parents=True, exist_ok=True)
+                slurmd_confs[n] = d / f"slurm-{n}.conf"
+                slurmd_confs[n].write_text(multi + f"TmpFS={d}/tmp/{n}\n")
+            (d / "tmp" / "ctld").mkdir(parents=True, exist_ok=True)
         subprocess.run(["slurmctld", "-c", "-i"], env=self.env, check=True, capture_output=True)
-        subprocess.run(["slurmd", "-c"], env=self.env, check=True, capture_output=True)
-        for name in ("slurmctld", "slurmd"):
-            self.pids[name] = self._read_pid(d / f"{name}.pid")
+        self.pids["slurmctld"] = self._read_pid(d / "slurmctld.pid")
+        for n, conf in slurmd_confs.items():
+            argv = ["slurmd", "-c"] + ([] if self.nodes == 1 else ["-N", n])
+            subprocess.run(argv, env={**self.env, "SLURM_CONF": str(conf)}, check=True, capture_output=True)
+            pidfile = d / "slurmd.pid" if self.nodes == 1 else d / f"slurmd-{n}.pid"
+            self.pids[f"slurmd-{n}"] = self._read_pid(pidfile)
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout_s:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout
-            if out.strip() in ("idle", "mixed", "allocated"):
+            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=self.env, capture_output=True,
+                                 text=True).stdout.split()
+            if len(out) == self.nodes and all(st in ("idle", "mixed", "allocated") for st in out):
                 return self
             time.sleep(0.3)
         self.stop()
-        raise SlurmUnavailable(f"node did not come up in {timeout_s} s; see {d}/slurmctld.log and slurmd.log")
+        raise SlurmUnavailable(f"nodes did not come up in {timeout_s} s; see {d}/slurmctld.log and slurmd*.log")
 
     def _start_munge(self) -> None:
         key = self.dir / "munge" / "munge.key"
@@ -148,8 +185,12 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSu
             time.sleep(0.5)
 
     # -- tear-down --------------------------------------------------------------
+    def kill_wait_s(self) -> float:
+        out = self.run("scontrol", "show", "config").stdout
+        return float(next(ln.split("=")[1].split()[0] for ln in out.splitlines() if ln.startswith("KillWait")))
+
     def stop(self) -> None:
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in [k for k in self.pids if k.startswith("slurmd")] + ["slurmctld", "munged"]:
             pid = self.pids.pop(name, None)
             if pid is None:
                 continue

@@ -1,0 +1,66 @@
+"""Test-only fault injection for real multi-rank runs (never imported by the package).
+
+The tests put this directory first on PYTHONPATH, so every rank imports it at
+start-up. HPC_BRUNEL_TEST_FAULT=TARGET:RANK[:CALL] makes the given rank raise in
+the given place, the CALL-th time it gets there (default: the first):
+
+  open_rank_file  OSError from RankSpikeWriter.__init__  (cannot create the rank file)
+  append_chunk    OSError from RankSpikeWriter.append_chunk (a chunk write fails mid-run)
+  provenance      RuntimeError from provenance.versions (rank 0, preparing the run directory)
+  analyze         RuntimeError from analyze.compute (the analysis after a complete run)
+
+The rank is read from the launcher's variables, as hpc_brunel itself does.
+"""
+import os
+
+_spec = os.environ.get("HPC_BRUNEL_TEST_FAULT", "")
+
+
+def _install(spec: str) -> None:
+    target, rank, *call = spec.split(":")
+    nth = int(call[0]) if call else 1
+    from hpc_brunel.parallel import launcher_rank
+
+    if launcher_rank() != int(rank):
+        return
+    calls = {"n": 0}
+
+    def due() -> bool:
+        calls["n"] += 1
+        return calls["n"] == nth
+
+    if target in ("open_rank_file", "append_chunk"):
+        import errno
+
+        from hpc_brunel import recording
+
+        cls = recording.RankSpikeWriter
+        name = "__init__" if target == "open_rank_file" else "append_chunk"
+        original = getattr(cls, name)
+
+        def faulty(self, *a, **kw):
+            if due():
+                raise OSError(errno.EDQUOT, f"Disk quota exceeded (injected fault: {spec})")
+            return original(self, *a, **kw)
+
+        setattr(cls, name, faulty)
+    elif target in ("provenance", "analyze"):
+        import importlib
+
+        module, func = ("hpc_brunel.provenance", "versions") if target == "provenance" else \
+            ("hpc_brunel.analyze", "compute")
+        mod = importlib.import_module(module)
+        original = getattr(mod, func)
+
+        def faulty(*a, **kw):
+            if due():
+                raise RuntimeError(f"injected fault: {spec}")
+            return original(*a, **kw)
+
+        setattr(mod, func, faulty)
+    else:
+        raise ValueError(f"HPC_BRUNEL_TEST_FAULT={spec}: unknown target {target!r}")
+
+
+if _spec:
+    _install(_spec)
