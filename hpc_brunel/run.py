@@ -82,6 +82,23 @@ def chunk_ends_ms(t_sim_ms: float, chunk_ms: float, resolution_ms: float) -> lis
     return [k * resolution_ms for k in ends]
 
 
+@dataclass
+class Progress:
+    """How far this rank got: reported in the failure record."""
+
+    t_model_reached_ms: float = 0.0  # model time of the last chunk this rank flushed
+
+
+def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
+    """The hook that records an unexpected error of this rank in the run directory."""
+
+    def hook(exc: BaseException, phase: str) -> None:
+        rundir.record_failure(run_dir, rank=par.rank, num_ranks=par.size, phase=phase, exc=exc,
+                              t_model_reached_ms=progress.t_model_reached_ms)
+
+    return hook
+
+
 def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, run_id: str,
              stop: StopRequest, progress: Progress | None = None) -> dict:
     """Build and simulate on this rank; write this rank's file. Returns the
@@ -173,28 +190,12 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     return summary
 
 
-@dataclass
-class Progress:
-    """How far this rank got: reported in the failure record."""
-
-    t_model_reached_ms: float = 0.0  # model time of the last chunk this rank flushed
-
-
-def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
-    """The hook that records an unexpected error of this rank in the run directory."""
-
-    def hook(exc: BaseException, phase: str) -> None:
-        rundir.record_failure(run_dir, rank=par.rank, num_ranks=par.size, phase=phase, exc=exc,
-                              t_model_reached_ms=progress.t_model_reached_ms)
-
-    return hook
-
-
 def estimated_output_bytes(cfg: RunConfig) -> int:
     """Disk space the run will need: 16 bytes per recorded spike in the rank files
-    and as much again in the gathered SONATA file, at a rate bounded from above
-    (1.5x the mean-field rate, at least 10 Hz; at most 1/t_ref, which covers SR
-    at ~330 Hz, or 1/t_ref when the mean field has no answer), plus 1 MB of metadata."""
+    and as much again in the gathered SONATA file, plus 1 MiB of metadata. The
+    rate is bounded from above: 1.5x the mean-field rate (at least 10 Hz), at
+    most 1/t_ref (500 Hz, which covers SR at ~330 Hz); 1/t_ref when the mean
+    field has no answer. The warm-up (presim_ms) is not recorded."""
     from .meanfield import stationary_rate_for_config
 
     n_rec = cfg.recording.n_record_per_population
@@ -205,8 +206,7 @@ def estimated_output_bytes(cfg: RunConfig) -> int:
     except (ValueError, ArithmeticError):
         mf = float("nan")
     rate_hz = min(max_rate_hz, max(10.0, 1.5 * mf)) if mf == mf else max_rate_hz
-    seconds = (cfg.simulation.presim_ms + cfg.simulation.t_sim_ms) / 1000.0
-    return int(recorded * rate_hz * seconds * 32) + (1 << 20)
+    return int(recorded * rate_hz * cfg.simulation.t_sim_ms / 1000.0 * 32) + (1 << 20)
 
 
 def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, overwrite: bool,

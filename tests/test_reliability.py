@@ -17,7 +17,7 @@ from hpc_brunel.parallel import mpirun_argv
 pytestmark = needs_nest
 
 
-# --- bad input: >= 15 kinds, each exit 2, one line, same on every rank, nothing created -------------------
+# --- bad input: >= 20 kinds, each exit 2, one line, same on every rank, nothing created -------------------
 def _bad_toml(tmp):
     p = tmp / "bad.toml"
     p.write_text("[network\neta = 2\n")
@@ -48,6 +48,13 @@ BAD_INPUTS = {
     "infinite model time": (["--t-sim-ms", "inf"], "simulation.t_sim_ms"),
     "unwritable output directory": (_file_parent, "not writable"),
     "seed out of range": (["--seed", "0"], "simulation.rng_seed"),
+    # NEST raises BadProperty for a negative Poisson rate ...
+    "negative drive": (["--set", "neuron.e_l_mv=-70", "--set", "neuron.v_threshold_mv=-55",
+                        "--set", "neuron.v_reset_mv=-60", "--set", "neuron.v_init_mv=-70"], "neuron.v_threshold_mv"),
+    # ... and loops forever in Connect when C = N with neither autapses nor multapses
+    "in-degree NEST loops on": ([*SMALL, "--set", "network.indegree_inhibitory=200", "--set",
+                                 "network.allow_autapses=false", "--set", "network.allow_multapses=false"],
+                                "network.indegree_inhibitory"),
 }
 
 
