@@ -40,7 +40,12 @@ def setup_logging(rank: int, verbose: bool = False) -> None:
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but under a multi-rank launch only rank 0 prints the error;
-    every rank exits with status 2."""
+    every rank exits with status 2. No abbreviated options: each option name
+    means one thing (e.g. sweep's --g-range is not reachable as --g)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         from .parallel import launcher_rank
@@ -49,6 +54,17 @@ class _Parser(argparse.ArgumentParser):
             self.print_usage(sys.stderr)
             print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+PRECEDENCE = """\
+configuration, later wins:
+  1. defaults (hpc_brunel/config.py; 'python -m hpc_brunel config' prints them)
+  2. --config FILE.toml (a run's own config.toml included)
+  3. --regime NAME: sets g and eta, over the values from --config
+  4. --set SECTION.KEY=VALUE and the shortcuts --t-sim-ms --seed --g --eta --record
+--regime together with --g, --eta or --set network.relative_inhibition/eta is an error
+(give one or the other). Threads per rank: --threads, else simulation.threads_per_rank,
+else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else 1."""
 
 
 def _positive_int(s: str) -> int:
@@ -62,15 +78,18 @@ def _positive_int(s: str) -> int:
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="TOML", help="TOML config file (see configs/)")
+    p.add_argument("--config", metavar="TOML", help="TOML config file (see configs/; a run's own config.toml "
+                                                    "reruns it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set network.relative_inhibition=4.5 (repeatable)")
     p.add_argument("--regime", metavar="NAME",
-                   help=f"Brunel (2000) Fig. 8 preset for (g, eta): {', '.join(REGIMES)}")
+                   help=f"Brunel (2000) Fig. 8 preset for (g, eta): {', '.join(REGIMES)}; wins over g and eta "
+                        "from --config; an error together with --g/--eta or --set of those")
     p.add_argument("--t-sim-ms", type=float, help="model time to simulate [ms] (simulation.t_sim_ms)")
     p.add_argument("--seed", type=int, help="NEST rng_seed (simulation.rng_seed)")
-    p.add_argument("--g", type=float, help="relative inhibition g (network.relative_inhibition)")
-    p.add_argument("--eta", type=float, help="external drive nu_ext/nu_thr (network.eta)")
+    p.add_argument("--g", type=float, metavar="G", help="relative inhibition g, one value "
+                                                        "(network.relative_inhibition)")
+    p.add_argument("--eta", type=float, metavar="ETA", help="external drive nu_ext/nu_thr, one value (network.eta)")
     p.add_argument("--record", type=int, metavar="N",
                    help="record only the first N neurons of each population (default: all)")
 
@@ -88,6 +107,13 @@ def config_from_args(args):
     }
     if getattr(args, "no_analyze", False):
         short[("analysis", "run_after_simulation")] = False
+    if args.regime:
+        given = [flag for flag, v in (("--g", args.g), ("--eta", args.eta)) if v is not None]
+        given += [f"--set network.{k}" for ov in overrides for k in ov.get("network", {})
+                  if k in ("relative_inhibition", "eta")]
+        if given:
+            raise ConfigError(f"--regime {args.regime} sets g and eta; {' and '.join(given)} conflicts with it: "
+                              "give --regime or the values, not both")
     overrides += [{sec: {key: val}} for (sec, key), val in short.items() if val is not None]
     return resolve(args.config, overrides, args.regime)
 
@@ -97,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hpc_brunel {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    r = sub.add_parser("run", help="simulate the Brunel network (launch with mpirun/srun for several ranks)")
+    r = sub.add_parser("run", help="simulate the Brunel network (launch with mpirun/srun for several ranks)",
+                       description="Simulate the Brunel network on every rank of the launch.",
+                       epilog=PRECEDENCE, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(r)
     r.add_argument("--threads", type=_positive_int, help="threads per rank (default: SLURM_CPUS_PER_TASK, "
                                                           "OMP_NUM_THREADS, else 1)")
@@ -110,15 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after SIGTERM, keep simulating while the rest fits in this many seconds")
     r.add_argument("--allow-oversubscribe", action="store_true",
                    help="allow more threads per rank than CPUs this rank may use")
-    r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging on every rank (default: progress from rank 0, warnings from all)")
 
     an = sub.add_parser("analyze", help="gather the rank files into one SONATA spike file, compute statistics, "
                                         "write analysis.json, report.md and figures")
-    an.add_argument("run_dir", type=Path)
+    an.add_argument("run_dir", type=Path, help="the run directory (holds run.json and the rank files)")
     an.add_argument("--partial", action="store_true",
                     help="analyze an incomplete run up to the last model time that all ranks flushed")
     an.add_argument("--transient-ms", type=float, help="initial transient to discard [ms] (default: config, 100)")
-    an.add_argument("--no-plots", action="store_true")
+    an.add_argument("--no-plots", action="store_true",
+                    help="skip the figures (raster, distributions, spectrum): statistics and report only")
 
     sc = sub.add_parser("scale", help="strong- or weak-scaling series (beNNch-style timers, table and plots)")
     sc.add_argument("kind", choices=["strong", "weak", "plot"],
@@ -130,22 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--presim-ms", type=float, default=100.0, help="warm-up excluded from the measurement [ms]")
     sc.add_argument("--neurons", type=_positive_int, default=12500, help="strong scaling: network size (80 %% E)")
     sc.add_argument("--neurons-per-vp", type=_positive_int, default=3125, help="weak scaling: neurons per VP")
-    sc.add_argument("--seed", type=int, default=12345)
+    sc.add_argument("--seed", type=int, default=12345, help="NEST rng_seed of repetition 0 (then seed+1, ...)")
     sc.add_argument("--out", type=Path, help="series directory (default: runs/scaling-<kind>-<date>), or the "
                                              "table/directory to plot")
     sc.add_argument("--slurm", action="store_true", help="submit the series to SLURM instead of running it here")
     sc.add_argument("--run-args", default="", metavar="'OPTIONS'",
                     help="extra 'hpc_brunel run' options for every point, e.g. --run-args '--set network.eta=1.5'")
 
-    sc.add_argument("--partition", default="", help="with --slurm")
-    sc.add_argument("--account", default="", help="with --slurm")
+    sc.add_argument("--partition", default="", help="with --slurm: SLURM partition (default: the site's)")
+    sc.add_argument("--account", default="", help="with --slurm: SLURM account to charge (default: none)")
     sc.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: time limit per point")
 
     sw = sub.add_parser("sweep", help="g x eta grid of short runs: Brunel's Fig. 8 phase diagram (resumable)")
-    sw.add_argument("--g", dest="g_range", default="0:8:1", metavar="MIN:MAX:STEP", help="default 0:8:1")
-    sw.add_argument("--eta", dest="eta_range", default="0.5:4:0.5", metavar="MIN:MAX:STEP", help="default 0.5:4:0.5")
+    sw.add_argument("--g-range", default="0:8:1", metavar="MIN:MAX:STEP",
+                    help="range of g, both ends included (default 0:8:1)")
+    sw.add_argument("--eta-range", default="0.5:4:0.5", metavar="MIN:MAX:STEP",
+                    help="range of eta, both ends included (default 0.5:4:0.5)")
+    sw.add_argument("--g", dest="g_single", default=None, metavar="G", help=argparse.SUPPRESS)
+    sw.add_argument("--eta", dest="eta_single", default=None, metavar="ETA", help=argparse.SUPPRESS)
     sw.add_argument("--t-sim-ms", type=float, default=300.0, help="model time per point (first 100 ms discarded)")
-    sw.add_argument("--seed", type=int, default=12345)
+    sw.add_argument("--seed", type=int, default=12345, help="NEST rng_seed of every point (default 12345)")
     sw.add_argument("--jobs", type=_positive_int, default=2, help="concurrent points (local)")
     sw.add_argument("--ranks", type=_positive_int, default=1, help="ranks per point")
     sw.add_argument("--threads", type=_positive_int, default=1, help="threads per rank per point")
@@ -154,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="sweep directory (resumes if it exists)")
     sw.add_argument("--slurm", action="store_true", help="submit as a SLURM job array plus a collect job")
     sw.add_argument("--collect-only", action="store_true", help="only (re)draw the table and diagram from --out")
-    sw.add_argument("--partition", default="")
-    sw.add_argument("--account", default="")
+    sw.add_argument("--partition", default="", help="with --slurm: SLURM partition (default: the site's)")
+    sw.add_argument("--account", default="", help="with --slurm: SLURM account to charge (default: none)")
     sw.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: per point")
 
     from .jobscript import main_args as jobscript_args
@@ -168,10 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--threads", type=_positive_int, default=None, help="threads per rank (default 1)")
     la.add_argument("--cores", type=_positive_int, help="give only the number of cores: hpc_brunel chooses "
                                                        "ranks x threads (one rank per core; see BENCHMARKS.md)")
-    la.add_argument("--mpirun", default="mpirun")
+    la.add_argument("--mpirun", default="mpirun", metavar="COMMAND",
+                    help="the MPI launcher to run (default: mpirun on PATH; Open MPI's options are added)")
     la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 
-    c = sub.add_parser("config", help="print the resolved configuration as TOML")
+    c = sub.add_parser("config", help="print the resolved configuration as TOML", epilog=PRECEDENCE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(c)
     return p
 
@@ -258,8 +294,10 @@ def cmd_scale(args) -> int:
         if not args.out:
             print("hpc_brunel: error: scale plot needs --out TABLE_OR_SERIES_DIR", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if (args.out / scaling.SERIES_JSON).exists():  # a series directory: (re)collect its finished points
-            scaling.collect(args.out)
+        series_dir = args.out / scaling.SERIES_JSON
+        if series_dir.exists() and any((args.out / p.name / "run.json").exists()
+                                       for p in scaling.Series.load(args.out).points):
+            scaling.collect(args.out)  # a series directory with its runs: (re)collect its finished points
         header, rows = scaling.read_table(args.out)
         print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
         print("\n".join(str(p) for p in plot_table(args.out)))
@@ -312,6 +350,11 @@ def cmd_sweep(args) -> int:
             return EXIT_BAD_INPUT
         return finish_sweep(args.out)
 
+    for flag, value in (("--g", args.g_single), ("--eta", args.eta_single)):
+        if value is not None:
+            print(f"hpc_brunel: error: sweep {flag} {value}: {flag} is one value (for run/config); the sweep's "
+                  f"range is {flag}-range MIN:MAX:STEP", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         points = S.grid(S.parse_range(args.g_range, "g"), S.parse_range(args.eta_range, "eta"))
         if not (0 < args.scale <= 1):

@@ -90,6 +90,54 @@ class AnalysisConfig:
     run_after_simulation: bool = True
 
 
+# NEST 3.10 kernel settings a user may set in the [kernel] section, with their
+# types: the kernel attributes of NEST 3.10 that are not read-only
+# (nest.NestModule._kernel_attr_names - _readonly_kernel_attrs; a test checks
+# this list against the NEST that is installed), less the dict-valued
+# structural_plasticity_synapses and those hpc_brunel sets itself (below).
+NEST_KERNEL_SETTABLE: dict[str, str] = {
+    "adaptive_target_buffers": "bool",
+    "buffer_size_spike_data": "int",
+    "buffer_size_target_data": "int",
+    "growth_factor_buffer_target_data": "float",
+    "max_buffer_size_target_data": "int",
+    "spike_buffer_grow_extra": "float",
+    "spike_buffer_shrink_limit": "float",
+    "spike_buffer_shrink_spare": "float",
+    "use_compressed_spikes": "bool",
+    "keep_source_table": "bool",
+    "update_time_limit": "float",
+    "min_delay": "float",
+    "max_delay": "float",
+    "rng_type": "str",
+    "use_wfr": "bool",
+    "wfr_comm_interval": "float",
+    "wfr_tol": "float",
+    "wfr_max_iterations": "int",
+    "wfr_interpolation_order": "int",
+    "structural_plasticity_update_interval": "int",
+    "dict_miss_is_error": "bool",
+    "print_time": "bool",
+    "data_path": "str",
+    "data_prefix": "str",
+    "overwrite_files": "bool",
+    "eprop_update_interval": "float",
+    "eprop_learning_window": "float",
+    "eprop_reset_neurons_on_update": "bool",
+}
+# Settable in NEST, but set by hpc_brunel from other options.
+NEST_KERNEL_MANAGED: dict[str, str] = {
+    "resolution": "simulation.resolution_ms",
+    "rng_seed": "simulation.rng_seed (or --seed)",
+    "local_num_threads": "--threads or simulation.threads_per_rank",
+    "total_num_virtual_procs": "--threads and the number of MPI ranks",
+    "tics_per_ms": "nothing (hpc_brunel keeps NEST's 1000 tics per ms)",
+    "biological_time": "nothing (the run sets the model time)",
+    "structural_plasticity_synapses": "nothing (the Brunel network has no structural plasticity)",
+    "verbosity": "nothing (hpc_brunel sets NEST's verbosity to WARNING; use run -v for its own log)",
+}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -97,6 +145,8 @@ class RunConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    # NEST kernel settings passed to SetKernelStatus (keys of NEST_KERNEL_SETTABLE)
+    kernel: dict = field(default_factory=dict)
 
     # ---- derived quantities -------------------------------------------------
     @property
@@ -117,6 +167,9 @@ class RunConfig:
         lines = [f"# hpc_brunel resolved run configuration\nschema_version = {CONFIG_SCHEMA_VERSION}"]
         for sec in fields(self):
             lines.append(f"\n[{sec.name}]")
+            if sec.name == "kernel":
+                lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(self.kernel.items())]
+                continue
             for f in fields(getattr(self, sec.name)):
                 lines.append(f"{f.name} = {_toml_value(getattr(getattr(self, sec.name), f.name))}")
         return "\n".join(lines) + "\n"
@@ -128,6 +181,7 @@ _SECTION_TYPES = {
     "simulation": SimulationConfig,
     "recording": RecordingConfig,
     "analysis": AnalysisConfig,
+    "kernel": dict,
 }
 
 
@@ -142,6 +196,8 @@ def _toml_value(v) -> str:
 
 
 def _allowed_keys(section: str) -> str:
+    if section == "kernel":
+        return ", ".join(NEST_KERNEL_SETTABLE)
     return ", ".join(f.name for f in fields(_SECTION_TYPES[section]))
 
 
@@ -163,10 +219,12 @@ def _coerce(section: str, key: str, value, annotation: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} = {value!r}: must be an integer")
         return value
-    if annotation == "float":
+    if annotation in ("float", "float_or_inf"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} = {value!r}: must be a number")
         value = float(value)
+        if annotation == "float_or_inf" and value == math.inf:
+            return value
         if not math.isfinite(value):
             raise ConfigError(f"{where} = {value!r}: must be a finite number")
         return value
@@ -193,6 +251,9 @@ def from_dict(data: dict, base: RunConfig | None = None) -> RunConfig:
             )
         if not isinstance(values, dict):
             raise ConfigError(f"config section '{section}' must be a table of key = value pairs")
+        if section == "kernel":
+            updates["kernel"] = {**cfg.kernel, **_kernel_settings(values)}
+            continue
         sec_obj = getattr(cfg, section)
         hints = {f.name: f.type for f in fields(sec_obj)}
         changes = {}
@@ -204,6 +265,21 @@ def from_dict(data: dict, base: RunConfig | None = None) -> RunConfig:
             changes[key] = _coerce(section, key, value, hints[key])
         updates[section] = dataclasses.replace(sec_obj, **changes)
     return dataclasses.replace(cfg, **updates)
+
+
+def _kernel_settings(values: dict) -> dict:
+    """Check [kernel] keys against NEST 3.10's settable kernel attributes and
+    their types (NEST checks the values again when the run starts)."""
+    out = {}
+    for key, value in values.items():
+        if key in NEST_KERNEL_MANAGED:
+            raise ConfigError(f"kernel.{key}: set by hpc_brunel, not in [kernel]; use {NEST_KERNEL_MANAGED[key]}")
+        if key not in NEST_KERNEL_SETTABLE:
+            raise ConfigError(f"unknown NEST kernel setting 'kernel.{key}'{_suggest(key, NEST_KERNEL_SETTABLE)}: "
+                              f"allowed keys are {_allowed_keys('kernel')}")
+        kind = NEST_KERNEL_SETTABLE[key]
+        out[key] = _coerce("kernel", key, value, "float_or_inf" if key == "update_time_limit" else kind)
+    return out
 
 
 def load_toml(path: str | Path, base: RunConfig | None = None) -> RunConfig:
@@ -325,6 +401,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         "recording.n_record_per_population", r.n_record_per_population,
         f"0 (all) or 1..{min(n.n_excitatory, n.n_inhibitory)}",
     )
+    for key, value in cfg.kernel.items():  # NEST checks the finer limits at start-up
+        if NEST_KERNEL_SETTABLE.get(key) in ("int", "float"):
+            zero_ok = key.startswith("spike_buffer_") or key == "wfr_interpolation_order"
+            need(value >= 0 if zero_ok else value > 0, f"kernel.{key}", value, ">= 0" if zero_ok else "> 0")
     need(a.t_transient_ms >= 0, "analysis.t_transient_ms", a.t_transient_ms, "transient >= 0 ms")
     # The analysis at the end of the run needs something left after the transient.
     need(not a.run_after_simulation or a.t_transient_ms + 10.0 <= s.t_sim_ms, "analysis.t_transient_ms",
@@ -334,12 +414,14 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def resolve(config_path: str | None = None, overrides: typing.Iterable[dict] = (), regime: str | None = None) -> RunConfig:
-    """Defaults <- regime preset <- TOML file <- CLI overrides, then validated."""
+    """Defaults <- TOML file <- regime preset <- CLI overrides, then validated.
+    An explicit regime wins over g and eta from the file (a run's own
+    config.toml sets them all)."""
     cfg = RunConfig()
-    if regime:
-        cfg = apply_regime(cfg, regime)
     if config_path:
         cfg = load_toml(config_path, cfg)
+    if regime:
+        cfg = apply_regime(cfg, regime)
     for ov in overrides:
         cfg = from_dict(ov, cfg)
     return validate(cfg)

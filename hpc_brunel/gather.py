@@ -2,7 +2,7 @@
 
 SONATA spike-file layout (the HDF5 format that NEST's SONATA support, BMTK and
 libsonata read):
-  /spikes                         attrs: magic, version
+  /                               attrs: magic, version (on the file root, per the SONATA spec)
   /spikes/<population>            attrs: sorting = by_time (enum none/by_id/by_time),
                                          nest_first_node_id, n_neurons
   /spikes/<population>/timestamps float64, attr units = "ms"
@@ -145,9 +145,9 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
         tmp = run_dir / (SPIKES_FILE + ".tmp")
         counts = dict.fromkeys(pops, 0)
         with h5py.File(tmp, "w") as out:
+            out.attrs["magic"] = np.uint32(SONATA_MAGIC)
+            out.attrs["version"] = np.array([0, 1], dtype=np.uint32)
             root = out.create_group("spikes")
-            root.attrs["magic"] = np.uint32(SONATA_MAGIC)
-            root.attrs["version"] = np.array([0, 1], dtype=np.uint32)
             dsets = {}
             for p in pops:
                 g = root.create_group(p)

@@ -1,12 +1,13 @@
 """SLURM jobscripts: render plain, editable sbatch scripts for a run, its analysis
 (submitted with --dependency=afterany:<run>: analyze decides from the run
-directory whether there is something to analyze), and scaling series (one job per
-point, then a plotting job that depends on all of them).
+directory whether there is something to analyze), scaling series (one job per
+point, then a plotting job that depends on all of them) and sweeps (a job array
+and a collect job), and the ready-to-edit copies in the top-level jobscripts/
+directory.
 
-Follows NEST's HPC guidance: OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK, OMP_PROC_BIND,
-threads per rank from SLURM_CPUS_PER_TASK, srun with --cpus-per-task passed
-explicitly (Slurm >= 22.05 no longer hands it down from sbatch), ranks x threads
-= cores per node, --hint=nomultithread.
+The script text lives in template files, hpc_brunel/templates/*.sbatch.in
+(package data), with {{placeholders}}: header (the #SBATCH lines), environment
+(modules, venv, NEST's HPC guidance for threads and pinning) and one body per job.
 """
 from __future__ import annotations
 
@@ -20,7 +21,23 @@ from pathlib import Path
 
 from .config import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+
+
+def active_venv() -> str:
+    """The virtual environment this Python runs in ('' if none): what the jobs
+    should activate. Never the package's own location, which after a plain
+    `pip install .` is inside site-packages."""
+    import os
+
+    env = os.environ.get("VIRTUAL_ENV")
+    if env:
+        return env
+    return sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else ""
+
+
+def default_workdir() -> str:
+    """The jobs run from the directory `jobscript` was called in."""
+    return str(Path.cwd().resolve())
 
 
 @dataclass
@@ -32,11 +49,12 @@ class Cluster:
     ntasks_per_node: int = 2
     cpus_per_task: int = 1
     modules: list[str] = field(default_factory=list)
-    venv: str = str(REPO / ".venv")
+    venv: str = field(default_factory=active_venv)
     srun_mpi: str = "pmix"
     exclusive: bool = True
     extra_sbatch: list[str] = field(default_factory=list)  # raw "--key=value" lines
-    workdir: str = str(REPO)
+    workdir: str = field(default_factory=default_workdir)
+    note: str = ""  # comment lines under the shebang
 
     def validate(self) -> "Cluster":
         if not re.fullmatch(r"(\d+-)?\d{1,2}(:\d{2}){0,2}", self.time_limit):
@@ -47,50 +65,59 @@ class Cluster:
         return self
 
 
-def _header(c: Cluster, job_name: str, log_dir: Path, *, nodes: int, ntasks_per_node: int, cpus_per_task: int,
-            time_limit: str | None = None, exclusive: bool | None = None) -> list[str]:
-    lines = [
-        "#!/bin/bash",
-        f"#SBATCH --job-name={job_name}",
-        f"#SBATCH --nodes={nodes}",
-        f"#SBATCH --ntasks-per-node={ntasks_per_node}",
-        f"#SBATCH --cpus-per-task={cpus_per_task}",
-        f"#SBATCH --time={time_limit or c.time_limit}",
-        "#SBATCH --hint=nomultithread",
-        f"#SBATCH --output={log_dir}/%x-%j.out",
-    ]
-    if c.exclusive if exclusive is None else exclusive:
-        lines.append("#SBATCH --exclusive")
-    if c.partition:
-        lines.append(f"#SBATCH --partition={c.partition}")
-    if c.account:
-        lines.append(f"#SBATCH --account={c.account}")
-    lines += [f"#SBATCH {x}" for x in c.extra_sbatch]
-    return lines
+TEMPLATE_DIR = "templates"  # package data: hpc_brunel/templates/*.sbatch.in
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
-def _environment(c: Cluster) -> list[str]:
-    lines = ["", "set -euo pipefail"]
-    if c.modules:
-        lines.append("module purge")
-        lines += [f"module load {m}" for m in c.modules]
-    if c.venv:
-        lines.append(f"source {shlex.quote(c.venv)}/bin/activate")
-    lines += [
-        f"cd {shlex.quote(c.workdir)}",
-        "# NEST's HPC guidance: one thread per core, pinned; threads per rank from SLURM.",
-        "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
-        "export OMP_PROC_BIND=true",
-        "export OMP_PLACES=cores",
-        "export PYNEST_QUIET=1",
-        "# HDF5 file locks: used where the file system has them, ignored where it has not (Lustre",
-        "# without flock, some NFS); set FALSE to never lock. Each rank writes only its own file.",
-        "export HDF5_USE_FILE_LOCKING=${HDF5_USE_FILE_LOCKING:-BEST_EFFORT}",
-        '[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1',
-        "",
-        'echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST: $SLURM_NTASKS task(s) x $SLURM_CPUS_PER_TASK cpu(s)"',
-    ]
-    return lines
+def template_text(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("hpc_brunel").joinpath(TEMPLATE_DIR, f"{name}.sbatch.in").read_text()
+
+
+def render_template(name: str, **values) -> str:
+    """Fill a template's {{placeholders}}. A line that is only a placeholder and
+    renders empty is dropped (optional #SBATCH lines, module loads, ...); a
+    placeholder without a value is an error."""
+    def value(m):
+        if m.group(1) not in values:
+            raise KeyError(f"template {name}.sbatch.in: no value for {{{{{m.group(1)}}}}}")
+        return str(values[m.group(1)])
+
+    out = []
+    for line in template_text(name).splitlines():
+        whole = _PLACEHOLDER.fullmatch(line.strip())
+        if whole and value(whole) == "":
+            continue
+        out.append(_PLACEHOLDER.sub(value, line))
+    return "\n".join(out) + "\n"
+
+
+def shq(s) -> str:
+    """Shell-quote a path or argument; a value that starts with '$' (a variable
+    the job expands, e.g. "$SLURM_SUBMIT_DIR") goes in double quotes."""
+    s = str(s)
+    return f'"{s}"' if s.startswith("$") and '"' not in s else shlex.quote(s)
+
+
+def _header(c: Cluster, job_name: str, log_dir, *, nodes: int, ntasks_per_node: int, cpus_per_task: int,
+            time_limit: str | None = None, exclusive: bool | None = None, log_name: str = "%x-%j.out") -> str:
+    return render_template(
+        "header", note=c.note, job_name=job_name, nodes=nodes, ntasks_per_node=ntasks_per_node, cpus_per_task=cpus_per_task,
+        time_limit=time_limit or c.time_limit, output=f"{log_dir}/{log_name}" if str(log_dir) else log_name,
+        exclusive="#SBATCH --exclusive" if (c.exclusive if exclusive is None else exclusive) else "",
+        partition=f"#SBATCH --partition={c.partition}" if c.partition else "",
+        account=f"#SBATCH --account={c.account}" if c.account else "",
+        extra_sbatch="\n".join(f"#SBATCH {x}" for x in c.extra_sbatch),
+    ).rstrip("\n")
+
+
+def _environment(c: Cluster) -> str:
+    modules = (["module purge"] + [f"module load {m}" for m in c.modules]) if c.modules else []
+    return render_template(
+        "environment", modules="\n".join(modules),
+        venv=f"source {shq(c.venv)}/bin/activate" if c.venv else "", workdir=shq(c.workdir),
+    ).rstrip("\n")
 
 
 def _srun(c: Cluster) -> str:
@@ -98,39 +125,116 @@ def _srun(c: Cluster) -> str:
     return f"srun --mpi={c.srun_mpi} --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1"
 
 
-def render_run(c: Cluster, run_dir: Path, run_args: list[str], job_name: str = "brunel-run",
-               log_dir: Path | None = None) -> str:
-    log_dir = log_dir or run_dir.parent
-    args = " ".join(shlex.quote(a) for a in ["--run-dir", str(run_dir), "--no-analyze", *run_args])
-    return "\n".join([
-        *_header(c, job_name, log_dir, nodes=c.nodes, ntasks_per_node=c.ntasks_per_node,
-                 cpus_per_task=c.cpus_per_task),
-        *_environment(c),
-        f"{_srun(c)} python -m hpc_brunel run {args}",
-        "",
-    ])
+def render_run(c: Cluster, run_dir, run_args: list[str], job_name: str = "brunel-run",
+               log_dir=None, analyze: bool = False) -> str:
+    """The run job. analyze=False (a chain or a scaling point): --no-analyze,
+    another job analyzes; True: rank 0 analyzes at the end of the same job."""
+    log_dir = Path(run_dir).parent if log_dir is None else log_dir
+    args = ["--run-dir", str(run_dir), *([] if analyze else ["--no-analyze"]), *run_args]
+    return render_template("run", header=_header(c, job_name, log_dir, nodes=c.nodes,
+                                                 ntasks_per_node=c.ntasks_per_node, cpus_per_task=c.cpus_per_task),
+                           environment=_environment(c), srun=_srun(c), run_args=" ".join(shq(a) for a in args))
 
 
-def render_analyze(c: Cluster, run_dir: Path, job_name: str = "brunel-analyze", log_dir: Path | None = None,
-                   extra: str = "") -> str:
-    log_dir = log_dir or run_dir.parent
-    return "\n".join([
-        *_header(c, job_name, log_dir, nodes=1, ntasks_per_node=1, cpus_per_task=1, time_limit="00:20:00",
-                 exclusive=False),
-        *_environment(c),
-        f"python -m hpc_brunel analyze {shlex.quote(str(run_dir))}{extra}",
-        "",
-    ])
+def render_analyze(c: Cluster, run_dir, job_name: str = "brunel-analyze", log_dir=None, extra: str = "") -> str:
+    log_dir = Path(run_dir).parent if log_dir is None else log_dir
+    return render_template("analyze", header=_header(c, job_name, log_dir, nodes=1, ntasks_per_node=1,
+                                                     cpus_per_task=1, time_limit="00:20:00", exclusive=False),
+                           environment=_environment(c), run_dir=shq(run_dir), analyze_args=extra)
 
 
-def render_series_plot(c: Cluster, series_dir: Path) -> str:
-    return "\n".join([
-        *_header(c, "brunel-scale-plot", series_dir, nodes=1, ntasks_per_node=1, cpus_per_task=1,
-                 time_limit="00:20:00", exclusive=False),
-        *_environment(c),
-        f"python -m hpc_brunel scale plot --out {shlex.quote(str(series_dir))}",
-        "",
-    ])
+def render_series_plot(c: Cluster, series_dir, log_dir=None) -> str:
+    log_dir = series_dir if log_dir is None else log_dir
+    return render_template("scale-plot", header=_header(c, "brunel-scale-plot", log_dir, nodes=1,
+                                                        ntasks_per_node=1, cpus_per_task=1, time_limit="00:20:00",
+                                                        exclusive=False),
+                           environment=_environment(c), series_dir=shq(series_dir))
+
+
+def render_sweep_array(c: Cluster, jobs_dir, n_points: int, ranks: int, threads: int, transient_ms: float,
+                       log_dir=None) -> str:
+    log_dir = jobs_dir if log_dir is None else log_dir
+    pc = Cluster(**{**c.__dict__, "ntasks_per_node": ranks, "cpus_per_task": threads, "nodes": 1,
+                    "exclusive": False})
+    return render_template("sweep-array", header=_header(pc, "brunel-sweep", log_dir, nodes=1, ntasks_per_node=ranks,
+                                                         cpus_per_task=threads, exclusive=False,
+                                                         log_name="%x-%A_%a.out"),
+                           last_index=n_points - 1, environment=_environment(pc), jobs_dir=shq(jobs_dir),
+                           srun=_srun(pc), transient_ms=f"{transient_ms:g}")
+
+
+def render_sweep_collect(c: Cluster, jobs_dir, sweep_dir, log_dir=None) -> str:
+    log_dir = jobs_dir if log_dir is None else log_dir
+    return render_template("sweep-collect", header=_header(c, "brunel-sweep-collect", log_dir, nodes=1,
+                                                           ntasks_per_node=1, cpus_per_task=1, time_limit="00:20:00",
+                                                           exclusive=False),
+                           environment=_environment(c), sweep_dir=shq(sweep_dir))
+
+
+EXAMPLES_NOTE = """\
+# {what}
+# Rendered by `python -m hpc_brunel jobscript examples` from hpc_brunel/templates/*.sbatch.in, the
+# templates `jobscript`, `scale --slurm` and `sweep --slurm` use. Edit the #SBATCH lines (add
+# --partition/--account as your site needs), the environment (module load NEST/3.10 ... or the
+# .venv of `make setup`) and the options; ranks x threads per node = cores per node.
+# {submit}"""
+
+
+def render_examples() -> dict[str, str]:
+    """The ready-to-edit scripts of the top-level jobscripts/ directory (a test keeps them in sync)."""
+    from . import scaling
+
+    def cluster(what, submit, **kw):
+        return Cluster(**{"time_limit": "01:00:00", "nodes": 1, "ntasks_per_node": 4, "cpus_per_task": 8,
+                          "venv": ".venv", "workdir": "$SLURM_SUBMIT_DIR",
+                          "note": EXAMPLES_NOTE.format(what=what, submit=submit), **kw})
+
+    run_dir = "${RUN_DIR:?export RUN_DIR=runs/<name>: the run directory of the chain}"
+    out = {
+        "run.sbatch": render_run(cluster("One run of the full network, analyzed at the end of the same job.",
+                                         "Submit: sbatch jobscripts/run.sbatch"),
+                                 "${RUN_DIR:-runs/brunel-$SLURM_JOB_ID}", ["--t-sim-ms", "1000"], log_dir="",
+                                 analyze=True),
+        "chain-run.sbatch": render_run(cluster("Run -> analyze chain, part 1: the run (no analysis).",
+                                               "Submit: export RUN_DIR=runs/long; j=$(sbatch --parsable "
+                                               "jobscripts/chain-run.sbatch); sbatch --dependency=afterany:$j "
+                                               "jobscripts/chain-analyze.sbatch"),
+                                       run_dir, ["--t-sim-ms", "10000"], log_dir=""),
+        "chain-analyze.sbatch": render_analyze(cluster("Run -> analyze chain, part 2: gather, statistics, report, "
+                                                       "figures (one core).",
+                                                       "Submitted after chain-run.sbatch with "
+                                                       "--dependency=afterany:<run job> (see chain-run.sbatch)."),
+                                               run_dir, log_dir=""),
+    }
+    for kind, decomp in (("strong", (4, 8)), ("weak", (4, 8))):
+        series = scaling.plan(kind, [decomp], repetitions=1)
+        p = series.points[0]
+        series_dir = f"${{SERIES_DIR:-runs/scaling-{kind}}}"
+        c = cluster(f"{kind.capitalize()} scaling: one point ({p.ranks} ranks x {p.threads} threads, "
+                    f"{p.n_excitatory + p.n_inhibitory} neurons); one such job per point and repetition.",
+                    f"`python -m hpc_brunel scale {kind} --slurm` writes and submits one per point, then "
+                    "scale-plot.sbatch.", ntasks_per_node=p.ranks, cpus_per_task=p.threads)
+        out[f"scale-{kind}-point.sbatch"] = render_run(c, f"{series_dir}/{p.name}", p.options(series),
+                                                       job_name=f"brunel-{p.name}", log_dir="")
+    out["scale-plot.sbatch"] = render_series_plot(
+        cluster("Scaling: collect the finished points into results.csv and draw the plots.",
+                "Submit with --dependency=afterany:<the point jobs>; SERIES_DIR = the series directory."),
+        "${SERIES_DIR:-runs/scaling-strong}", log_dir="")
+    sweep_dir = "${SWEEP_DIR:-runs/sweep}"
+    out["sweep-array.sbatch"] = render_sweep_array(
+        cluster("g x eta sweep as a job array: task i runs the point whose `run` options are in "
+                "$SWEEP_DIR/jobs/point-<i>.args (one per line) into the directory in point-<i>.dir.",
+                "`python -m hpc_brunel sweep --slurm --out DIR` writes those files for the missing points and "
+                "submits this with --array=0-<n-1>, then sweep-collect.sbatch."),
+        f"{sweep_dir}/jobs", 72, ranks=1, threads=1, transient_ms=100.0, log_dir="")
+    out["sweep-collect.sbatch"] = render_sweep_collect(
+        cluster("Sweep: table and phase diagram from whatever points finished.",
+                "Submit with --dependency=afterany:<the array job>."), f"{sweep_dir}/jobs", sweep_dir, log_dir="")
+    return out
+
+
+def write_examples(directory: Path) -> list[Path]:
+    return [write(Path(directory) / name, text) for name, text in render_examples().items()]
 
 
 def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "afterok") -> str:
@@ -190,25 +294,33 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
 
 
 def default_run_dir() -> Path:
-    return (REPO / "runs" / f"brunel-{_dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
+    return (Path.cwd() / "runs" / f"brunel-{_dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
 
 
 def main_args(sub) -> None:
     """Add the `jobscript` sub-command to the CLI parser."""
     j = sub.add_parser("jobscript", help="render (and submit) SLURM jobscripts for a run and its analysis")
-    j.add_argument("what", choices=["run", "analyze", "chain"],
-                   help="run/analyze: print the jobscript; chain: write both and submit run -> analyze")
+    j.add_argument("what", choices=["run", "analyze", "chain", "examples"],
+                   help="run/analyze: print the jobscript; chain: write both and submit run -> analyze; "
+                        "examples: (re)write the ready-to-edit scripts of jobscripts/ (or --out DIR)")
+    j.add_argument("--out", type=Path, default=Path("jobscripts"), help="with 'examples': where to write them")
     j.add_argument("--run-dir", type=Path, help="run directory (default: runs/brunel-<date>-<time>)")
-    j.add_argument("--partition", default="")
-    j.add_argument("--account", default="")
-    j.add_argument("--time", dest="time_limit", default="00:30:00")
-    j.add_argument("--nodes", type=int, default=1)
-    j.add_argument("--ntasks-per-node", type=int, default=2)
-    j.add_argument("--cpus-per-task", type=int, default=1)
+    j.add_argument("--partition", default="", help="#SBATCH --partition (default: none, the site's default)")
+    j.add_argument("--account", default="", help="#SBATCH --account to charge (default: none)")
+    j.add_argument("--time", dest="time_limit", default="00:30:00", metavar="[D-]HH:MM:SS",
+                   help="#SBATCH --time of the run job (default 00:30:00; the analysis job gets 00:20:00)")
+    j.add_argument("--nodes", type=int, default=1, help="#SBATCH --nodes of the run job (default 1)")
+    j.add_argument("--ntasks-per-node", type=int, default=2,
+                   help="MPI ranks per node (default 2); ranks x --cpus-per-task = cores per node")
+    j.add_argument("--cpus-per-task", type=int, default=1,
+                   help="threads per rank (default 1): OMP_NUM_THREADS and hpc_brunel's threads follow it")
     j.add_argument("--module", dest="modules", action="append", default=[], help="module to load (repeatable)")
-    j.add_argument("--venv", default=str(REPO / ".venv"), help="virtual environment to activate ('' for none)")
+    j.add_argument("--venv", default=None, help="virtual environment the jobs activate (default: the active one, "
+                                                "$VIRTUAL_ENV or this Python's venv; '' for none)")
+    j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: the current directory)")
     j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
-    j.add_argument("--no-exclusive", action="store_true")
+    j.add_argument("--no-exclusive", action="store_true",
+                   help="do not ask for whole nodes (#SBATCH --exclusive is the default for the run job)")
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
                    help="extra #SBATCH line, e.g. --sbatch=--mem=0 (repeatable)")
     j.add_argument("--run-args", default="", help="options for 'hpc_brunel run', e.g. '--t-sim-ms 500'")
@@ -218,11 +330,19 @@ def cmd_jobscript(args) -> int:
     try:
         c = Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit, nodes=args.nodes,
                     ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, modules=args.modules,
-                    venv=args.venv, srun_mpi=args.srun_mpi, exclusive=not args.no_exclusive,
+                    venv=active_venv() if args.venv is None else args.venv,
+                    workdir=args.workdir or default_workdir(), srun_mpi=args.srun_mpi, exclusive=not args.no_exclusive,
                     extra_sbatch=args.extra_sbatch).validate()
     except ConfigError as e:
         print(f"hpc_brunel: error: {e}", file=sys.stderr)
         return 2
+    if not c.venv and args.venv is None:
+        print("hpc_brunel: note: no virtual environment is active: the jobs use the python found on PATH "
+              "(after --module); pass --venv DIR to activate one", file=sys.stderr)
+    if args.what == "examples":
+        for path in write_examples(args.out):
+            print(path)
+        return 0
     run_dir = (args.run_dir or default_run_dir()).resolve()
     run_args = shlex.split(args.run_args)
     if args.what == "run":
@@ -256,28 +376,10 @@ def submit_sweep(sweep, out: Path, c: Cluster) -> int:
     for i, p in enumerate(todo):
         (jobs / f"point-{i}.args").write_text("\n".join(sweep.run_args(p, out / p.name)) + "\n")
         (jobs / f"point-{i}.dir").write_text(str(out / p.name) + "\n")
-    pc = Cluster(**{**c.__dict__, "ntasks_per_node": sweep.ranks, "cpus_per_task": sweep.threads, "nodes": 1,
-                    "exclusive": False})
     transient = min(100.0, sweep.t_sim_ms / 3)
-    array = "\n".join([
-        *_header(pc, "brunel-sweep", jobs, nodes=1, ntasks_per_node=sweep.ranks, cpus_per_task=sweep.threads,
-                 exclusive=False),
-        f"#SBATCH --array=0-{len(todo) - 1}",
-        *_environment(pc),
-        'mapfile -t ARGS < "' + str(jobs) + '/point-${SLURM_ARRAY_TASK_ID}.args"',
-        'RUN_DIR=$(cat "' + str(jobs) + '/point-${SLURM_ARRAY_TASK_ID}.dir")',
-        f'{_srun(pc)} python -m hpc_brunel "${{ARGS[@]}}"',
-        f'python -m hpc_brunel analyze "$RUN_DIR" --no-plots --transient-ms {transient:g}',
-        "",
-    ]).replace("%x-%j.out", "%x-%A_%a.out")
+    array = render_sweep_array(c, jobs, len(todo), sweep.ranks, sweep.threads, transient)
     array_id = sbatch(write(jobs / "sweep-array.sbatch", array))
-    collect = "\n".join([
-        *_header(c, "brunel-sweep-collect", jobs, nodes=1, ntasks_per_node=1, cpus_per_task=1,
-                 time_limit="00:20:00", exclusive=False),
-        *_environment(c),
-        f"python -m hpc_brunel sweep --out {shlex.quote(str(out))} --collect-only",
-        "",
-    ])
+    collect = render_sweep_collect(c, jobs, out)
     cmd = ["sbatch", "--parsable", f"--dependency=afterany:{array_id}", str(write(jobs / "collect.sbatch", collect))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

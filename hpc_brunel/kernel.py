@@ -83,7 +83,11 @@ def check_nest(nest, par: Parallel) -> None:
         raise NestSetupError(f"NEST rank {nest.Rank()} differs from MPI rank {par.rank}")
 
 
-def setup_kernel(nest, *, threads_per_rank: int, resolution_ms: float, rng_seed: int) -> None:
+def setup_kernel(nest, *, threads_per_rank: int, resolution_ms: float, rng_seed: int,
+                 settings: dict | None = None) -> dict:
+    """Reset NEST and set it up; `settings` is the config's [kernel] section.
+    Returns the effective values of every user-settable kernel attribute (for
+    the provenance record)."""
     nest.ResetKernel()
     nest.verbosity = nest.VerbosityLevel.WARNING
     # local_num_threads must be set before any node exists.
@@ -95,6 +99,64 @@ def setup_kernel(nest, *, threads_per_rank: int, resolution_ms: float, rng_seed:
             "print_time": False,
         }
     )
+    if settings:
+        nest.SetKernelStatus(dict(settings))
+    return kernel_settings(nest)
+
+
+def kernel_settings(nest) -> dict:
+    """Current values of the kernel attributes a user may set in [kernel]."""
+    from .config import NEST_KERNEL_SETTABLE
+
+    status = nest.GetKernelStatus()
+    out = {}
+    for key in NEST_KERNEL_SETTABLE:
+        if key in status:
+            v = status[key]
+            out[key] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def nest_settable_kernel_keys(nest) -> set[str] | None:
+    """NEST's own list of kernel attributes that can be set (None if this NEST
+    does not expose it)."""
+    mod = type(nest)
+    names, readonly = getattr(mod, "_kernel_attr_names", None), getattr(mod, "_readonly_kernel_attrs", None)
+    if names is None or readonly is None:
+        return None
+    return set(names) - set(readonly)
+
+
+def check_kernel_settings(nest, settings: dict) -> str | None:
+    """Try the [kernel] settings on a fresh kernel before anything is built or
+    written: None if NEST takes them, else one line naming the key. The same
+    input gives the same answer on every rank."""
+    if not settings:
+        return None
+    known = set(nest.GetKernelStatus().keys())
+    settable = nest_settable_kernel_keys(nest)
+    for key in settings:
+        if key not in known or (settable is not None and key not in settable):
+            return f"kernel.{key}: not a settable kernel attribute of this NEST {nest.__version__}"
+    def refused(d: dict) -> str | None:
+        nest.ResetKernel()
+        try:
+            nest.SetKernelStatus(dict(d))
+        except Exception as e:  # NEST's own message, on one line
+            return " ".join(str(e).split())[:300]
+        return None
+
+    try:
+        why = refused(settings)
+        if why is None:
+            return None
+        for key, value in settings.items():  # name the culprit if one alone is refused
+            one = refused({key: value})
+            if one is not None:
+                return f"kernel.{key} = {value!r}: NEST refuses it ({one})"
+        return f"kernel settings {dict(settings)!r}: NEST refuses them together ({why})"
+    finally:
+        nest.ResetKernel()
 
 
 def kernel_timers(nest) -> dict[str, float]:

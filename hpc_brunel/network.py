@@ -33,7 +33,20 @@ def neuron_params(cfg: RunConfig) -> dict:
     }
 
 
-def build(nest, cfg: RunConfig) -> Network:
+def build(nest, cfg: RunConfig, timer=None) -> Network:
+    """Create, then connect. `timer(name)`, if given, is a context manager that
+    times the "create" and "connect" parts (beNNch's py_time_create/_connect)."""
+    import contextlib
+
+    timer = timer or (lambda name: contextlib.nullcontext())
+    with timer("create"):
+        net = _create(nest, cfg)
+    with timer("connect"):
+        _connect(nest, cfg, net)
+    return net
+
+
+def _create(nest, cfg: RunConfig) -> Network:
     n = cfg.network
     nest.SetDefaults(cfg.neuron.model, neuron_params(cfg))
     exc = nest.Create(cfg.neuron.model, n.n_excitatory)
@@ -56,6 +69,13 @@ def build(nest, cfg: RunConfig) -> Network:
     nest.CopyModel(base, "brunel_excitatory", {"weight": j_exc, "delay": n.delay_ms})
     nest.CopyModel(base, "brunel_inhibitory", {"weight": j_inh, "delay": n.delay_ms})
 
+    return Network(neurons=neurons, recorders=recorders, recorded=recorded, noise=noise)
+
+
+def _connect(nest, cfg: RunConfig, net: Network) -> None:
+    n = cfg.network
+    exc, inh = net.neurons["excitatory"], net.neurons["inhibitory"]
+    recorded, recorders, noise = net.recorded, net.recorders, net.noise
     all_neurons = exc + inh
     nest.Connect(noise, all_neurons, syn_spec="brunel_excitatory")
     for name in POPULATIONS:
@@ -67,7 +87,6 @@ def build(nest, cfg: RunConfig) -> Network:
     if n.indegree_inhibitory:
         nest.Connect(inh, all_neurons, {"rule": "fixed_indegree", "indegree": n.indegree_inhibitory, **common},
                      "brunel_inhibitory")
-    return Network(neurons=neurons, recorders=recorders, recorded=recorded, noise=noise)
 
 
 def expected_connections(cfg: RunConfig) -> int:

@@ -109,9 +109,12 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     progress = progress or Progress()
     timer = PhaseTimer(par)
     with timer("setup_kernel"):
-        kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms, rng_seed=sim.rng_seed)
+        kernel_settings = kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms,
+                                              rng_seed=sim.rng_seed, settings=cfg.kernel)
+    mem_phases = {"base": kernel.memory_kib().get("VmRSS", 0)}
     with timer("build_network"):
-        net = network.build(nest, cfg)
+        net = network.build(nest, cfg, timer=timer)
+    mem_phases["network"] = kernel.memory_kib().get("VmRSS", 0)
     local_neurons = network.local_neuron_count(nest, net)
     local_synapses = int(nest.GetKernelStatus("num_connections"))
 
@@ -120,6 +123,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             nest.Simulate(sim.presim_ms)
             for rec in net.recorders.values():
                 rec.set(n_events=0)
+    mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
     t_start_ms = sim.presim_ms
 
     per_rank = par.gather({"neurons": local_neurons, "synapses": local_synapses})
@@ -177,6 +181,8 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "nest_timers_s": timers,
         "python_phases_s": timer.times_s,
         "memory_kib": kernel.memory_kib(),
+        "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up (beNNch's phases)
+        "kernel_settings": kernel_settings,
         "threads_per_rank": threads,
     }
     par.phase = "close_rank_file"
@@ -275,10 +281,12 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
         mean_rate_hz=rates,
         synapses_total=sum(s["synapses"] for s in summaries),
         wall_time_s=time.perf_counter() - t0,
-        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "python_phases_s")}
+        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
+                                  "python_phases_s")}
                for s in summaries],
         nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
                            for k in summary["nest_timers_s"]},
+        kernel_settings=summary["kernel_settings"],
     )
     lock.release()
     print_summary(record, run_dir)
@@ -349,6 +357,13 @@ def command(args, par: Parallel, resolve_config) -> int:
     except kernel.NestSetupError as e:
         if par.is_root:
             print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    # [kernel] settings: tried on a fresh kernel before anything is written; same decision on every rank
+    par.phase = "check_kernel_settings"
+    err = par.first_error(kernel.check_kernel_settings(nest, cfg.kernel))
+    if err:
+        if par.is_root:
+            print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
 
     run_dir = Path(args.run_dir or par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))

@@ -31,12 +31,50 @@ from .parallel import mpirun_argv
 SERIES_JSON = "series.json"
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
+RESULTS_META = "results.meta.json"  # machine, versions, date, NEST build: the CSV's sidecar
 
 # Timers that make up the simulation phase (NEST names, detailed timers).
 SIM_PHASES = ("time_update", "time_gather_spike_data", "time_communicate_spike_data", "time_deliver_spike_data",
               "time_collocate_spike_data")
 ALL_TIMERS = ("time_construction_create", "time_construction_connect", "time_communicate_prepare",
+              "time_communicate_target_data", "time_gather_target_data",
               "time_simulate", *SIM_PHASES, "time_omp_synchronization_simulation", "time_mpi_synchronization")
+
+# beNNch's column names (beNNch-plot groups by the first four and aggregates the
+# rest over repetitions). NEST timers: max over ranks, seconds; model_time_sim:
+# ms; py_time_*: Python wall time of the phase, max over ranks, seconds; memory:
+# VmRSS in KiB summed over ranks after kernel set-up (base), network
+# construction (network), warm-up (init) and at the end (total).
+BENNCH_COLUMNS = ("rng_seed", "num_nodes", "tasks_per_node", "threads_per_task", "num_nvp", "model_time_sim",
+                  "time_construction_create", "time_construction_connect", "time_simulate",
+                  "time_collocate_spike_data", "time_communicate_spike_data", "time_deliver_spike_data",
+                  "time_update", "time_communicate_target_data", "time_gather_spike_data",
+                  "time_gather_target_data", "time_communicate_prepare",
+                  "py_time_create", "py_time_connect", "py_time_network", "py_time_presimulate", "py_time_simulate",
+                  "base_memory", "network_memory", "init_memory", "total_memory",
+                  "num_connections", "local_spike_counter")
+
+
+def bennch_columns(row: dict) -> dict:
+    """beNNch's columns for one results row (ours stay alongside as aliases)."""
+    nan = float("nan")
+    n_nodes = max(1, len([h for h in str(row.get("hosts", "")).split(",") if h]))
+    out = {
+        "rng_seed": row["seed"], "num_nodes": n_nodes, "tasks_per_node": max(1, row["ranks"] // n_nodes),
+        "threads_per_task": row["threads_per_rank"], "num_nvp": row["vps"], "model_time_sim": row["t_sim_ms"],
+    }
+    for t in BENNCH_COLUMNS:
+        if t.startswith("time_"):
+            out[t] = row.get(f"{t}_max", nan)
+    out.update({
+        "py_time_create": row.get("wall_create_s", nan), "py_time_connect": row.get("wall_connect_s", nan),
+        "py_time_network": row.get("wall_build_network_s", nan), "py_time_presimulate": row.get("wall_presimulate_s", nan),
+        "py_time_simulate": row.get("wall_simulate_s", nan),
+        "base_memory": row.get("mem_base_kib_sum", nan), "network_memory": row.get("mem_network_kib_sum", nan),
+        "init_memory": row.get("mem_init_kib_sum", nan), "total_memory": row.get("mem_total_kib_sum", nan),
+        "num_connections": row.get("synapses", nan), "local_spike_counter": row.get("spikes", nan),
+    })
+    return out
 
 
 @dataclass
@@ -168,9 +206,13 @@ def point_result(series: Series, p: Point, run_dir: Path, cores: int | None = No
         vals = [m["nest_timers_s"].get(t, float("nan")) for m in metas]
         row[f"{t}_max"] = max(vals)
         row[f"{t}_mean"] = sum(vals) / len(vals)
-    for ph in ("setup_kernel", "build_network", "presimulate", "simulate"):
-        vals = [m["python_phases_s"].get(ph, 0.0) for m in metas]
+    for ph in ("setup_kernel", "build_network", "create", "connect", "presimulate", "simulate"):
+        vals = [m["python_phases_s"].get(ph, float("nan")) for m in metas]
         row[f"wall_{ph}_s"] = max(vals)
+    for ph in ("base", "network", "init"):
+        vals = [m.get("memory_phases_kib", {}).get(ph) for m in metas]
+        row[f"mem_{ph}_kib_sum"] = sum(vals) if all(v is not None for v in vals) else float("nan")
+    row["mem_total_kib_sum"] = sum(m["memory_kib"].get("VmRSS", 0) for m in metas)
     row["wall_total_s"] = rec.get("wall_time_s")
     row["real_time_factor"] = row["wall_simulate_s"] / (series.t_sim_ms / 1000.0)
     row["vm_hwm_mib_max"] = max(m["memory_kib"].get("VmHWM", 0) for m in metas) / 1024.0
@@ -200,18 +242,31 @@ def collect(directory: Path) -> list[dict]:
         rec = json.loads(first.read_text())
         header["run_versions"] = rec.get("versions", {})
         header["nest_build_info"] = rec.get("nest_build_info", {})
+    write_results(directory, header, rows)
+    return rows
+
+
+def write_results(directory: Path, header: dict, rows: list[dict]) -> None:
+    """results.jsonl (header line + rows), results.csv (a plain header row that
+    pandas and beNNch-plot read: beNNch's columns first, then ours) and the
+    CSV's sidecar results.meta.json (machine, versions, date)."""
+    directory = Path(directory)
     with open(directory / RESULTS_JSONL, "w") as f:
         f.write(json.dumps({"header": header}) + "\n")
         for r in rows:
             f.write(json.dumps(r) + "\n")
+    m = header.get("machine", {})
+    meta = {**header, "csv": RESULTS_CSV, "units": {
+        "time_*, py_time_*, wall_*_s": "s", "model_time_sim, t_sim_ms, presim_ms": "ms",
+        "base_memory, network_memory, init_memory, total_memory, mem_*_kib_sum": "KiB (VmRSS summed over ranks)",
+        "vm_*_mib_*": "MiB"}}
+    (directory / RESULTS_META).write_text(json.dumps(meta, indent=2) + "\n")
     if rows:
+        table = [{**bennch_columns(r), **r, "machine": m.get("cpu_model", "")} for r in rows]
         with open(directory / RESULTS_CSV, "w", newline="") as f:
-            f.write(f"# machine: {machine['cpu_model']} ({machine['cpus_online']} CPUs) on {machine['hostname']}; "
-                    f"date {header['date']}\n")
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w = csv.DictWriter(f, fieldnames=list(table[0]))
             w.writeheader()
-            w.writerows(rows)
-    return rows
+            w.writerows(table)
 
 
 def read_table(path: Path) -> tuple[dict, list[dict]]:
@@ -255,11 +310,17 @@ def aggregate(rows: list[dict], kind: str) -> list[dict]:
     for (ranks, threads), rs in groups.items():
         a = {"ranks": ranks, "threads_per_rank": threads, "vps": ranks * threads, "repetitions": len(rs),
              "neurons": rs[0]["neurons"], "oversubscribed": any(r["oversubscribed"] for r in rs)}
+        a["spread"] = {}
         for m in AGG_METRICS:
-            vals = [r[m] for r in rs if r.get(m) is not None]
+            vals = [r[m] for r in rs if r.get(m) is not None and r[m] == r[m]]
             a[m] = _median(vals) if vals else float("nan")
+            a["spread"][m] = _spread(vals)
         a["time_to_solution_s"] = (a["time_construction_create_max"] + a["time_construction_connect_max"]
                                    + a["time_simulate_max"])
+        a["spread"]["time_to_solution_s"] = _spread([r["time_construction_create_max"]
+                                                     + r["time_construction_connect_max"] + r["time_simulate_max"]
+                                                     for r in rs])
+        a["_sim_times"] = [r["time_simulate_max"] for r in rs]
         out.append(a)
     out.sort(key=lambda a: (a["vps"], a["threads_per_rank"]))
     if not out:
@@ -267,11 +328,35 @@ def aggregate(rows: list[dict], kind: str) -> list[dict]:
     ref = min(out, key=lambda a: (a["vps"], a["threads_per_rank"]))
     for a in out:
         ratio = ref["time_simulate_max"] / a["time_simulate_max"]
+        # the spread over this point's repetitions, each against the reference's median
+        ratios = [ref["time_simulate_max"] / t for t in a.pop("_sim_times")]
         if kind == "strong":
-            a["speedup"] = ratio
-            a["efficiency"] = ratio * ref["vps"] / a["vps"]
+            a["speedup"], speedups = ratio, ratios
+            a["efficiency"], effs = ratio * ref["vps"] / a["vps"], [x * ref["vps"] / a["vps"] for x in ratios]
         else:
-            a["efficiency"] = ratio
-            a["speedup"] = ratio * a["vps"] / ref["vps"]
+            a["efficiency"], effs = ratio, ratios
+            a["speedup"], speedups = ratio * a["vps"] / ref["vps"], [x * a["vps"] / ref["vps"] for x in ratios]
+        a["spread"]["speedup"], a["spread"]["efficiency"] = _spread(speedups), _spread(effs)
         a["reference"] = f"{ref['ranks']}x{ref['threads_per_rank']}"
     return out
+
+
+def _spread(vals: list[float]) -> dict:
+    """min, max and sample sd over the repetitions (sd 0 for one)."""
+    nan = float("nan")
+    if not vals:
+        return {"min": nan, "max": nan, "sd": nan, "n": 0}
+    mean = sum(vals) / len(vals)
+    sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return {"min": min(vals), "max": max(vals), "sd": sd, "n": len(vals)}
+
+
+def yerr(agg: list[dict], metric: str, scale=None) -> list[list[float]]:
+    """matplotlib's yerr (below, above) from the median to min and max over repetitions."""
+    lo, hi = [], []
+    for a in agg:
+        f = scale(a) if scale else 1.0
+        sp = a["spread"][metric]
+        lo.append(max(0.0, (a[metric] - sp["min"]) * f))
+        hi.append(max(0.0, (sp["max"] - a[metric]) * f))
+    return [lo, hi]

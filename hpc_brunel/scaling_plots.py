@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .scaling import aggregate, read_table  # noqa: E402
+from .scaling import aggregate, read_table, yerr  # noqa: E402
 
 PHASES = [  # (label, column); "other simulate" is time_simulate minus the listed simulation phases
     ("create", "time_construction_create_max"),
@@ -45,6 +45,11 @@ def _stacked_bars(ax, x, agg, first: int, value) -> None:
         bottom += vals
 
 
+def _reps(agg) -> str:
+    lo, hi = min(a["repetitions"] for a in agg), max(a["repetitions"] for a in agg)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     header, rows = read_table(table)
     kind = header.get("series") or rows[0]["series"]
@@ -56,18 +61,21 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     m = header.get("machine", {})
     subtitle = (f"{kind} scaling, {agg[0]['neurons'] if kind == 'strong' else 'growing'} neurons; "
                 f"{m.get('cpu_model', '?')} ({m.get('cpus_online', '?')} CPUs), {header.get('date', '')}"
-                + ("; * oversubscribed" if any(a["oversubscribed"] for a in agg) else ""))
+                + ("; * oversubscribed" if any(a["oversubscribed"] for a in agg) else "")
+                + f"\nmedian over {_reps(agg)} repetitions per point; error bars: min-max over the repetitions")
 
     fig, axs = plt.subplots(2, 3, figsize=(15, 8.5))
     ax = axs[0, 0]
     _stacked_bars(ax, x, agg, 0, lambda a, label: phase_times(a)[label])
+    ax.errorbar(x, [a["time_to_solution_s"] for a in agg], yerr=yerr(agg, "time_to_solution_s"), fmt="none",
+                ecolor="k", capsize=4, label="min-max over repetitions")
     ax.set_xticks(x, labels)
     ax.set_ylabel("time [s] (NEST timers, max over ranks)")
     ax.set_title("time to solution by phase")
     ax.legend(fontsize=7)
 
     ax = axs[0, 1]
-    ax.plot(x, [a["real_time_factor"] for a in agg], "o-")
+    ax.errorbar(x, [a["real_time_factor"] for a in agg], yerr=yerr(agg, "real_time_factor"), fmt="o-", capsize=4)
     ax.set_xticks(x, labels)
     ax.set_ylabel("wall time / model time")
     ax.set_title("real-time factor (simulation phase)")
@@ -75,7 +83,8 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
 
     ax = axs[0, 2]
     if kind == "strong":
-        ax.plot(vps, [a["speedup"] for a in agg], "o", label="measured")
+        ax.errorbar(vps, [a["speedup"] for a in agg], yerr=yerr(agg, "speedup"), fmt="o", capsize=4,
+                    label="measured (median, min-max)")
         for a, xi, yi, lab in zip(agg, vps, [a["speedup"] for a in agg], labels):
             ax.annotate(lab, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ref_vps = min(vps)
@@ -85,7 +94,8 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
         ax.set_ylabel("speedup")
         ax.set_title("speedup of the simulation phase")
     else:
-        ax.plot(x, [a["time_simulate_max"] for a in agg], "o-", label="measured")
+        ax.errorbar(x, [a["time_simulate_max"] for a in agg], yerr=yerr(agg, "time_simulate_max"), fmt="o-",
+                    capsize=4, label="measured (median, min-max)")
         ax.axhline(agg[0]["time_simulate_max"], color="k", ls="--", lw=1, label="ideal (flat)")
         ax.set_xticks(x, labels)
         ax.set_ylabel("time_simulate [s]")
@@ -93,7 +103,7 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.legend(fontsize=8)
 
     ax = axs[1, 0]
-    ax.bar(x, [a["efficiency"] for a in agg], color="tab:green")
+    ax.bar(x, [a["efficiency"] for a in agg], yerr=yerr(agg, "efficiency"), capsize=4, color="tab:green")
     ax.axhline(1.0, color="k", ls="--", lw=1, label="ideal")
     ax.set_xticks(x, labels)
     ax.set_ylabel("parallel efficiency")
@@ -101,8 +111,10 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.legend(fontsize=8)
 
     ax = axs[1, 1]
-    ax.bar(x - 0.2, [a["vm_hwm_mib_max"] for a in agg], 0.4, label="peak RSS, max rank")
-    ax.bar(x + 0.2, [a["vm_hwm_mib_mean"] * a["ranks"] for a in agg], 0.4, label="peak RSS, sum of ranks")
+    ax.bar(x - 0.2, [a["vm_hwm_mib_max"] for a in agg], 0.4, yerr=yerr(agg, "vm_hwm_mib_max"), capsize=3,
+           label="peak RSS, max rank")
+    ax.bar(x + 0.2, [a["vm_hwm_mib_mean"] * a["ranks"] for a in agg], 0.4,
+           yerr=yerr(agg, "vm_hwm_mib_mean", lambda a: a["ranks"]), capsize=3, label="peak RSS, sum of ranks")
     ax.set_xticks(x, labels)
     ax.set_ylabel("MiB")
     ax.set_title("memory (VmHWM)")

@@ -31,8 +31,9 @@ def test_override_parsing_and_precedence(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text("[network]\neta = 3.0\nrelative_inhibition = 6\n")
     cfg = C.resolve(str(p), [C.parse_override("network.eta=1.5")], regime="sr")
-    assert cfg.network.eta == 1.5  # CLI beats file
-    assert cfg.network.relative_inhibition == 6.0  # file beats preset
+    assert cfg.network.eta == 1.5  # CLI beats preset and file
+    assert cfg.network.relative_inhibition == 3.0  # an explicit preset beats the file
+    assert C.resolve(str(p)).network.relative_inhibition == 6.0  # file beats defaults
     assert isinstance(cfg.network.relative_inhibition, float)
 
 
@@ -98,3 +99,36 @@ def test_config_is_immutable():
     cfg = C.RunConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.network.eta = 3.0
+
+
+def test_kernel_section_round_trip_and_override(tmp_path):
+    p = tmp_path / "k.toml"
+    p.write_text("[kernel]\nkeep_source_table = false\nupdate_time_limit = 120\nbuffer_size_spike_data = 4096\n")
+    cfg = C.resolve(str(p), [C.parse_override("kernel.use_compressed_spikes=false")])
+    assert cfg.kernel == {"keep_source_table": False, "update_time_limit": 120.0, "buffer_size_spike_data": 4096,
+                          "use_compressed_spikes": False}
+    assert isinstance(cfg.kernel["update_time_limit"], float)
+    q = tmp_path / "resolved.toml"
+    q.write_text(cfg.to_toml())
+    assert C.load_toml(q) == cfg
+    assert C.resolve().kernel == {}  # nothing set: NEST's defaults
+    assert C.from_dict(cfg.to_dict()).kernel == cfg.kernel  # run.json's config reads back
+
+
+@pytest.mark.parametrize("toml,needle", [
+    ("[kernel]\nkeep_source_tabel = false\n", "unknown NEST kernel setting 'kernel.keep_source_tabel' (did you mean "
+                                             "'keep_source_table'?)"),
+    ("[kernel]\nresolution = 0.05\n", "kernel.resolution: set by hpc_brunel, not in [kernel]; use "
+                                      "simulation.resolution_ms"),
+    ("[kernel]\nlocal_num_threads = 4\n", "use --threads"),
+    ("[kernel]\nkeep_source_table = 0\n", "kernel.keep_source_table = 0: must be true or false"),
+    ("[kernel]\nbuffer_size_spike_data = 2.5\n", "must be an integer"),
+    ("[kernel]\nupdate_time_limit = -1\n", "kernel.update_time_limit = -1.0 is out of range"),
+    ("[kernel]\nnum_connections = 5\n", "unknown NEST kernel setting"),  # read-only in NEST
+])
+def test_bad_kernel_settings_one_line(tmp_path, toml, needle):
+    p = tmp_path / "k.toml"
+    p.write_text(toml)
+    with pytest.raises(C.ConfigError) as e:
+        C.resolve(str(p))
+    assert needle in str(e.value) and "\n" not in str(e.value)

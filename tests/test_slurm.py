@@ -113,7 +113,7 @@ def test_nest_without_mpi_is_refused_under_srun(slurm, tmp_path, monkeypatch, wh
 
 def test_sweep_as_a_job_array(slurm, tmp_path):
     out = tmp_path / "sweep"
-    args = [sys.executable, "-m", "hpc_brunel", "sweep", "--slurm", "--g", "4:6:2", "--eta", "2:2:1", "--scale", "0.1",
+    args = [sys.executable, "-m", "hpc_brunel", "sweep", "--slurm", "--g-range", "4:6:2", "--eta-range", "2:2:1", "--scale", "0.1",
             "--t-sim-ms", "150", "--out", str(out), "--time", "00:10:00"]
     proc = slurm.run(*args, cwd=ROOT)
     first = proc.stdout.split("array job ")[1].split()[0]

@@ -25,7 +25,7 @@ def test_scaled_point_arguments():
 @needs_nest
 def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--g", "3:6:3", "--eta", "1:2:1", "--scale", "0.1", "--t-sim-ms", "150", "--jobs", "2",
+    args = ["sweep", "--g-range", "3:6:3", "--eta-range", "1:2:1", "--scale", "0.1", "--t-sim-ms", "150", "--jobs", "2",
             "--out", out]
     first = hpc_brunel(*args, check=True)
     assert "scaled-down network" in first.stderr

@@ -25,7 +25,11 @@ NEST_MODELS=${NEST_MODELS:-iaf_psc_delta;iaf_psc_alpha;iaf_psc_exp;poisson_gener
 NEST_OPTIMIZE=${NEST_OPTIMIZE:--O3;-march=native}
 NEST_DETAILED_TIMERS=${NEST_DETAILED_TIMERS:-ON}
 NEST_CMAKE_EXTRA=${NEST_CMAKE_EXTRA:-}
-PY_DEPS=(numpy scipy h5py matplotlib pytest elephant)
+# Runtime and test dependencies (pandas, neo via elephant: the Python API's to_pandas/to_neo;
+# libsonata: the tests read spikes.h5 with it). They are part of the set-up key below, so an
+# existing venv gets a dependency added here on the next `make setup`.
+PY_DEPS=(numpy scipy h5py matplotlib pytest elephant neo pandas libsonata)
+PY_IMPORTS="numpy scipy h5py matplotlib pytest elephant neo pandas libsonata"
 APT_PKGS=(openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
 
 say() { echo "[setup] $*"; }
@@ -46,11 +50,16 @@ PY
 # --- 0. fast path: everything done before with the same options -------------
 key_src="nest=$NEST_VERSION models=$NEST_MODELS opt=$NEST_OPTIMIZE timers=$NEST_DETAILED_TIMERS extra=$NEST_CMAKE_EXTRA py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') arch=$(uname -m)"
 case "$NEST_OPTIMIZE" in *native*) key_src="$key_src cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)";; esac
-key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)
+key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)  # the NEST build (wheel cache)
+# the whole environment: the NEST build and the Python dependencies
+env_key=$(printf '%s deps=%s' "$key_src" "${PY_DEPS[*]}" | sha256sum | cut -c1-16)
 stamp="$VENV/.hpc_brunel-setup"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && nest_ok "$VENV/bin/python"; then
+deps_ok() {  # $1 = python: every Python dependency imports
+    "$1" -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $PY_IMPORTS >/dev/null 2>&1
+}
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$env_key" ] && nest_ok "$VENV/bin/python" && deps_ok "$VENV/bin/python"; then
     echo "$key_src" > "$VENV/nest-build-options.txt"
-    say "environment up to date ($VENV, key $key)"
+    say "environment up to date ($VENV, key $env_key)"
     exit 0
 fi
 
@@ -63,7 +72,7 @@ if nest_ok "$PYTHON"; then
     python -c 'import mpi4py' 2>/dev/null || "$VENV/bin/python" -m pip install -q --no-binary mpi4py mpi4py
     "$VENV/bin/python" -m pip install -q --no-deps -e "$here"
     nest_ok "$VENV/bin/python" || die "the venv does not see the module's NEST"
-    echo "$key" > "$stamp"
+    echo "$env_key" > "$stamp"
     exit 0
 fi
 
@@ -135,5 +144,5 @@ fi
 "$py" -m pip install -q --no-deps -e "$here"
 nest_ok "$py" || die "NEST in $VENV does not import with MPI (have_mpi is False)"
 echo "$key_src" > "$VENV/nest-build-options.txt"  # read by hpc_brunel.provenance
-echo "$key" > "$stamp"
+echo "$env_key" > "$stamp"
 say "ready: $("$py" -c 'import os;os.environ["PYNEST_QUIET"]="1";import nest;print("NEST",nest.__version__,"have_mpi",nest.build_info["have_mpi"])')"
