@@ -190,23 +190,36 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     return summary
 
 
-def estimated_output_bytes(cfg: RunConfig) -> int:
+def estimated_output_bytes(cfg: RunConfig, *, upper_bound: bool = False) -> int:
     """Disk space the run will need: 16 bytes per recorded spike in the rank files
     and as much again in the gathered SONATA file, plus 1 MiB of metadata. The
     rate is bounded from above: 1.5x the mean-field rate (at least 10 Hz), at
     most 1/t_ref (500 Hz, which covers SR at ~330 Hz); 1/t_ref when the mean
-    field has no answer. The warm-up (presim_ms) is not recorded."""
-    from .meanfield import stationary_rate_for_config
+    field has no answer or when only an `upper_bound` is asked for. The warm-up
+    (presim_ms) is not recorded.
 
+    The mean field needs scipy's quad and brentq (~37 MB of memory on rank 0 for
+    the rest of the run), so the caller asks for it only when the upper bound does
+    not fit on the disk."""
     n_rec = cfg.recording.n_record_per_population
     recorded = 2 * n_rec if n_rec else cfg.network.n_neurons
-    max_rate_hz = 1000.0 / cfg.neuron.t_ref_ms if cfg.neuron.t_ref_ms > 0 else 1000.0
-    try:
-        mf = stationary_rate_for_config(cfg)
-    except (ValueError, ArithmeticError):
-        mf = float("nan")
-    rate_hz = min(max_rate_hz, max(10.0, 1.5 * mf)) if mf == mf else max_rate_hz
+    rate_hz = max_rate_hz = 1000.0 / cfg.neuron.t_ref_ms if cfg.neuron.t_ref_ms > 0 else 1000.0
+    if not upper_bound:
+        from .meanfield import stationary_rate_for_config
+
+        try:
+            mf = stationary_rate_for_config(cfg)
+        except (ValueError, ArithmeticError):
+            mf = float("nan")
+        rate_hz = min(max_rate_hz, max(10.0, 1.5 * mf)) if mf == mf else max_rate_hz
     return int(recorded * rate_hz * cfg.simulation.t_sim_ms / 1000.0 * 32) + (1 << 20)
+
+
+def needed_disk_bytes(cfg: RunConfig, free_bytes: int) -> int:
+    """What the free-space check compares with: the cheap upper bound when it fits,
+    else the estimate from the expected rate."""
+    bound = estimated_output_bytes(cfg, upper_bound=True)
+    return bound if free_bytes >= bound else estimated_output_bytes(cfg)
 
 
 def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, overwrite: bool,
@@ -219,7 +232,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     err, lock, run_id = None, None, None
     if par.is_root:
         try:
-            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=estimated_output_bytes(cfg))
+            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=lambda free: needed_disk_bytes(cfg, free))
         except rundir.RunDirError as e:
             err = str(e)
         else:

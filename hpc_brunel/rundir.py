@@ -282,7 +282,7 @@ def describe_failure(f: dict) -> str:
             f"{f.get('exception')}: {f.get('message')}")
 
 
-def prepare(run_dir: Path, *, overwrite: bool, needed_bytes: int = 0) -> RunLock:
+def prepare(run_dir: Path, *, overwrite: bool, needed_bytes=0) -> RunLock:
     """Check that `run_dir` may be written, lock it, and clear our own files
     from an earlier run if --overwrite allows. Raises RunDirError, having
     created or removed nothing, when it may not."""
@@ -335,10 +335,14 @@ def prepare(run_dir: Path, *, overwrite: bool, needed_bytes: int = 0) -> RunLock
     return lock
 
 
-def check_free_space(where: Path, needed_bytes: int, run_dir: Path) -> None:
+def check_free_space(where: Path, needed_bytes, run_dir: Path) -> None:
+    """Refuse when the file system has less free space than the run needs.
+    `needed_bytes` is a number, or a callable that gets the free bytes and
+    returns the need (so that a costly estimate is made only when space is short)."""
     free = shutil.disk_usage(where).free
-    if free < needed_bytes:
+    needed = needed_bytes(free) if callable(needed_bytes) else needed_bytes
+    if free < needed:
         raise RunDirError(
             f"--run-dir {run_dir}: only {free / 1e6:.1f} MB free, this run needs about "
-            f"{needed_bytes / 1e6:.1f} MB for its spike files"
+            f"{needed / 1e6:.1f} MB for its spike files"
         )

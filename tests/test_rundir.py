@@ -117,7 +117,7 @@ def test_failure_record(tmp_path):
 def test_disk_estimate_follows_the_expected_rate():
     """Bounds from measured rates (README regime table, full size): AI 37.4-37.8 Hz,
     SR 332 Hz; 16 B per spike in the rank files and 16 B in spikes.h5."""
-    from hpc_brunel.run import estimated_output_bytes
+    from hpc_brunel.run import estimated_output_bytes, needed_disk_bytes
 
     ai = estimated_output_bytes(RunConfig())
     sr = estimated_output_bytes(apply_regime(RunConfig(), "sr"))
@@ -127,6 +127,10 @@ def test_disk_estimate_follows_the_expected_rate():
     assert sr > 5 * ai
     rec = estimated_output_bytes(resolve(overrides=[{"recording": {"n_record_per_population": 100}}]))
     assert rec - (1 << 20) < (ai - (1 << 20)) / 50  # only recorded neurons write spikes (+ 1 MiB metadata)
+    # the mean field (scipy) is consulted only when the cheap bound (1/t_ref) does not fit on the disk
+    bound = estimated_output_bytes(RunConfig(), upper_bound=True)
+    assert bound >= sr and needed_disk_bytes(RunConfig(), bound) == bound
+    assert needed_disk_bytes(RunConfig(), bound - 1) == ai
 
 
 @pytest.mark.parametrize("overrides, name", [
