@@ -208,3 +208,25 @@ def test_state_is_bounded_by_neurons_not_by_chunks():
     assert acc.state_nbytes == nbytes0
     assert mem400 - mem10 < 64 * 1024, f"heap grew by {mem400 - mem10} bytes from 10 to 400 chunks"
     assert acc.result().n_spikes == 400 * 5000
+
+
+def test_analyze_streaming_equals_in_memory_on_a_gathered_file(tmp_path):
+    """analyze's path (SONATA file read block by block) gives the numbers and the
+    label of the in-memory reference (whole file read, E+I concatenated)."""
+    from hpc_brunel import analyze, gather, synthetic
+
+    synthetic.write_run(tmp_path, n_ranks=3, n_excitatory=400, n_inhibitory=100, n_chunks=12, chunk_ms=50.0,
+                        rate_hz=30.0)
+    gather.gather(tmp_path)
+    path = tmp_path / gather.SPIKES_FILE
+    ref = analyze.compute(gather.read_sonata(path), 100.0, 583.3)
+    got = analyze.compute_streaming(path, 100.0, 583.3, block_spikes=777)
+    assert got["regime"] == ref["regime"]
+    for p in ("excitatory", "inhibitory", "network"):
+        assert_same(got[p], ref[p])
+    win = gather.read_sonata_window(path, 200.0, 300.05)
+    full = gather.read_sonata(path)
+    for p in ("excitatory", "inhibitory"):
+        keep = (full[p][1] >= 200.0) & (full[p][1] < 300.05)
+        np.testing.assert_array_equal(win[p][1], full[p][1][keep])
+        np.testing.assert_array_equal(win[p][0], full[p][0][keep])
