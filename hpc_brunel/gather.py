@@ -131,18 +131,21 @@ def _time_id_order(t: np.ndarray, ids: np.ndarray, resolution_ms: float, n_ids: 
     """Order by time, then id. Spike times lie on the resolution grid, so one
     integer key (time step * n_ids + id) sorts both at once; the input is a
     concatenation of sorted runs (one per source), which the stable sort (timsort)
-    merges in O(n log runs). The order is checked against the float times, and
-    np.lexsort is used whenever the grid assumption does not hold."""
+    merges in O(n log runs). The result is checked: along the key order the times
+    must not decrease. That suffices: equal times have equal steps, so a group of
+    equal times lies inside one step, where the key order is the id order. Where
+    the check fails (times off the grid), np.lexsort decides."""
     if len(t) == 0:
         return np.empty(0, dtype=np.int64)
-    steps = np.rint(t / resolution_ms)
-    if ids.min() >= 0 and ids.max() < n_ids and steps.min() >= 0 and (steps.max() + 1) * n_ids < 2.0**62:
-        key = steps.astype(np.int64) * n_ids + ids
+    s_lo, s_hi = np.rint(t.min() / resolution_ms), np.rint(t.max() / resolution_ms)
+    if ids.min() >= 0 and ids.max() < n_ids and s_lo >= 0 and (s_hi + 1) * n_ids < 2.0**62:
+        key = np.rint(t / resolution_ms).astype(np.int64)
+        key *= n_ids
+        key += ids
         order = np.argsort(key, kind="stable")
-        dt = np.diff(t[order])
-        # the key order is the (time, id) order iff the times never decrease along it
-        # and spikes in the same time step have the same time
-        if np.all(dt >= 0) and np.all((np.diff(key[order] // n_ids) > 0) | (dt == 0)):
+        del key
+        t_o = t[order]
+        if not np.any(t_o[1:] < t_o[:-1]):
             return order
     return np.lexsort((ids, t))
 
@@ -239,17 +242,25 @@ def _merge(paths: list[Path], sink, t_until: float, pops: tuple, resolution_ms: 
                 n += int(per_chunk[k1])
                 k1 += 1
             for j, p in enumerate(pops):
-                parts_t, parts_i = [], []
+                spans = []
                 for f, off, c in zip(files, offsets, cols):
                     a = int(off[k0 - 1, c[j]]) if k0 else 0
                     b = int(off[k1 - 1, c[j]])
                     if b > a:
-                        parts_t.append(f[f"spikes/{p}/times_ms"][a:b])
-                        parts_i.append(f[f"spikes/{p}/node_ids"][a:b])
-                if parts_t:
-                    t = np.concatenate(parts_t)
-                    i = np.concatenate(parts_i)
-                    del parts_t, parts_i
+                        spans.append((f, a, b))
+                n_p = sum(b - a for _, a, b in spans)
+                if n_p == 0:
+                    continue
+                t = np.empty(n_p, dtype=np.float64)
+                i = np.empty(n_p, dtype=np.int64)
+                o = 0
+                for f, a, b in spans:  # read straight into the merge buffers
+                    f[f"spikes/{p}/times_ms"].read_direct(t, np.s_[a:b], np.s_[o:o + b - a])
+                    f[f"spikes/{p}/node_ids"].read_direct(i, np.s_[a:b], np.s_[o:o + b - a])
+                    o += b - a
+                if len(spans) == 1:
+                    sink.append(p, i, t)  # one source: already sorted by time, then id
+                else:
                     order = _time_id_order(t, i, resolution_ms, n_ids)
                     sink.append(p, i[order], t[order])
             sink.end_chunks(t_end[k0:k1], total[k0:k1])

@@ -48,34 +48,51 @@ def _n_bins(window_ms: float, bin_ms: float) -> int:
     return int(round(window_ms / bin_ms))
 
 
-def _edge_bins(t_ms: np.ndarray, t_start_ms: float, bin_ms: float, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bin index of every time in the histogram with edges t_start + bin_ms * k,
-    k = 0..n_bins (the edges of `stats.population_counts`, computed the same way):
-    bins are [e_k, e_k+1), the last one closed, like np.histogram. Returns
-    (bin index, mask of the times inside the edges)."""
-    b = np.floor((t_ms - t_start_ms) / bin_ms).astype(np.int64)
-    np.clip(b, 0, n_bins, out=b)
-    lo = t_start_ms + bin_ms * b.astype(np.float64)
-    b -= t_ms < lo  # float rounding of (t - t0) / bin: trust the edges
-    hi = t_start_ms + bin_ms * (b + 1).astype(np.float64)
-    b += t_ms >= hi
-    last_edge = t_start_ms + bin_ms * float(n_bins)
-    b[t_ms == last_edge] = n_bins - 1  # the last bin is closed on the right
-    ok = (b >= 0) & (b < n_bins) & (t_ms >= t_start_ms) & (t_ms <= last_edge)
-    return b, ok
+def _sorted_hist(h: np.ndarray, t_ms: np.ndarray, t_start_ms: float, bin_ms: float) -> None:
+    """Add the time-sorted t_ms to the histogram h with edges t_start + bin_ms * k,
+    k = 0..len(h) (the edges of `stats.population_counts`, computed the same way),
+    bins [e_k, e_k+1) and the last one closed, like np.histogram; times outside
+    the edges are dropped. Sorted times need no per-spike work: the counts are
+    differences of the positions of the edges (bisection)."""
+    n = len(h)
+    if len(t_ms) == 0 or n == 0:
+        return
+
+    def edge(k):
+        return t_start_ms + bin_ms * np.asarray(k, dtype=np.float64)
+
+    klo = min(max(0, int(np.floor((t_ms[0] - t_start_ms) / bin_ms)) - 1), n)
+    while klo > 0 and edge(klo) > t_ms[0]:
+        klo -= 1
+    khi = min(max(klo, int(np.floor((t_ms[-1] - t_start_ms) / bin_ms)) + 2), n)
+    while khi < n and edge(khi) <= t_ms[-1]:
+        khi += 1
+    if khi <= klo:
+        return
+    pos = np.searchsorted(t_ms, edge(np.arange(klo, khi + 1)), side="left")
+    h[klo:khi] += np.diff(pos)
+    if khi == n:  # the last bin is closed on the right
+        e_n = edge(n)
+        h[n - 1] += int(np.searchsorted(t_ms, e_n, side="right") - np.searchsorted(t_ms, e_n, side="left"))
 
 
 @dataclass
 class _ChiState:
-    """Per-neuron binned moments for one chi bin size."""
+    """Per-neuron binned moments for one chi bin size (floor binning, as
+    `stats.synchrony_chi`): sum over bins of c = sum_c, of c**2 = sum_c + 2 * pairs
+    (pairs: spikes of the neuron in the same bin, counted as unordered pairs)."""
 
     bin_ms: float
     n_bins: int
-    pop_counts: np.ndarray  # spikes per bin, all neurons (floor binning, as stats.synchrony_chi)
-    sum_c: np.ndarray  # per neuron: sum over bins of c
-    sum_c2: np.ndarray  # per neuron: sum over closed bins of c**2
-    open_counts: np.ndarray  # per neuron: c in the open bin (the last bin seen so far)
+    pop_counts: np.ndarray  # spikes per bin, all neurons
+    sum_c: np.ndarray  # per neuron: number of spikes in the chi bins
+    pairs: np.ndarray  # per neuron: sum over bins of c * (c - 1) / 2
+    open_counts: np.ndarray  # per neuron: c so far in the open bin (the last bin seen so far)
     open_bin: int = -1
+
+    @property
+    def sum_c2(self) -> np.ndarray:
+        return self.sum_c + 2 * self.pairs
 
 
 @dataclass
@@ -218,7 +235,7 @@ class StreamingPopulationStats:
         arrays = [self.counts, self.last_spike_ms, self.n_isi, self.sum_isi_ms, self.sum_isi2_ms2,
                   *self.hist.values()]
         for c in self.chi.values():
-            arrays += [c.pop_counts, c.sum_c, c.sum_c2, c.open_counts]
+            arrays += [c.pop_counts, c.sum_c, c.pairs, c.open_counts]
         return int(sum(a.nbytes for a in arrays))
 
     def add_chunk(self, ids: np.ndarray, times_ms: np.ndarray) -> None:
@@ -248,96 +265,103 @@ class StreamingPopulationStats:
         if b <= a:
             return
         t = times_ms[a:b]
-        i = ids[a:b].astype(np.int64, copy=False)
+        i = ids[a:b]
         if i.min() < 0 or i.max() >= self.n_neurons:
             raise ValueError(f"node ids outside 0..{self.n_neurons - 1}")
+        i = i.astype(np.intp, copy=False)
         n = self.n_neurons
         self.n_spikes += len(t)
-        self.counts += np.bincount(i, minlength=n)
-        x = t - self.t_start_ms
+        cnt = np.bincount(i, minlength=n)
+        self.counts += cnt
 
         # population histograms with the edges of stats.population_counts
         for bin_ms, h in self.hist.items():
-            hb, ok = _edge_bins(t, self.t_start_ms, bin_ms, len(h))
-            self._add_hist(h, hb[ok])
+            _sorted_hist(h, t, self.t_start_ms, bin_ms)
 
-        # neuron order (time order kept within each neuron)
+        # neuron order (a stable sort: time order kept within each neuron); the
+        # spikes of neuron k are ids_s[start[k]:start[k] + cnt[k]]
         order = _neuron_order(i, n)
         ids_s = i[order]
         t_s = t[order]
-        same = ids_s[1:] == ids_s[:-1]
-        new_neuron = np.flatnonzero(~same) + 1  # first spike of each neuron in this chunk (but index 0)
-        first = np.concatenate(([0], new_neuron))
-        last = np.concatenate((new_neuron - 1, [len(ids_s) - 1]))
+        start = np.cumsum(cnt) - cnt
+        fired = np.flatnonzero(cnt)
+        first = start[fired]
+        last = first + cnt[fired] - 1
+        border = first[1:] - 1  # diff positions that cross from one neuron to the next
 
-        # ISIs inside the chunk, and across the border from each neuron's last spike before it
-        isi = np.diff(t_s)[same]
-        owner = ids_s[1:][same]
-        first_ids = ids_s[first]
-        prev = self.last_spike_ms[first_ids]
+        # ISIs inside the chunk (neighbours in neuron order), and across the border
+        # from each neuron's last spike before this chunk
+        d = np.diff(t_s)
+        d[border] = 0.0
+        owner = ids_s[1:]
+        self.n_isi += cnt - (cnt > 0)
+        self.sum_isi_ms += np.bincount(owner, weights=d, minlength=n)
+        self.sum_isi2_ms2 += np.bincount(owner, weights=d * d, minlength=n)
+        prev = self.last_spike_ms[fired]
         has_prev = ~np.isnan(prev)
-        border_isi = (t_s[first] - prev)[has_prev]
-        border_owner = first_ids[has_prev]
-        self.last_spike_ms[ids_s[last]] = t_s[last]
-        for o, d in ((owner, isi), (border_owner, border_isi)):
-            if len(o):
-                self.n_isi += np.bincount(o, minlength=n)
-                self.sum_isi_ms += np.bincount(o, weights=d, minlength=n)
-                self.sum_isi2_ms2 += np.bincount(o, weights=d * d, minlength=n)
+        bd = t_s[first][has_prev] - prev[has_prev]
+        bo = fired[has_prev]
+        self.n_isi[bo] += 1
+        self.sum_isi_ms[bo] += bd
+        self.sum_isi2_ms2[bo] += bd * bd
+        self.last_spike_ms[fired] = t_s[last]
 
-        # chi: per-neuron sums of binned counts (floor binning as stats.synchrony_chi)
+        # chi: per-neuron binned counts (floor binning as stats.synchrony_chi)
+        x = t - self.t_start_ms
         for c in self.chi.values():
-            self._add_chi(c, np.floor(x / c.bin_ms).astype(np.int64), order, ids_s)
+            xb = x if c.bin_ms == 1.0 else x / c.bin_ms
+            m = int(np.searchsorted(xb, float(c.n_bins), side="left"))  # chi bins are 0 .. n_bins - 1
+            if m == len(t):
+                self._add_chi(c, xb, i, cnt, order, ids_s, border)
+            elif m > 0:  # the chunk runs past the last chi bin: those spikes leave chi
+                i_m = i[:m]
+                cnt_m = np.bincount(i_m, minlength=n)
+                order_m = _neuron_order(i_m, n)
+                start_m = np.cumsum(cnt_m) - cnt_m
+                self._add_chi(c, xb[:m], i_m, cnt_m, order_m, i_m[order_m], start_m[np.flatnonzero(cnt_m)][1:] - 1)
 
     @staticmethod
-    def _add_hist(h: np.ndarray, b: np.ndarray) -> None:
-        if len(b):
-            lo = int(b.min())
-            part = np.bincount(b - lo)
-            h[lo:lo + len(part)] += part
-
-    def _add_chi(self, c: _ChiState, b: np.ndarray, order: np.ndarray, ids_s: np.ndarray) -> None:
-        n = self.n_neurons
-        b_s = b[order]
-        ok = (b_s >= 0) & (b_s < c.n_bins)
-        if not ok.all():
-            b_s, ids_s = b_s[ok], ids_s[ok]
-            b = b[(b >= 0) & (b < c.n_bins)]
-        if len(b_s) == 0:
-            return
-        self._add_hist(c.pop_counts, b)
-        c.sum_c += np.bincount(ids_s, minlength=n)
-        # runs of one neuron in one bin: their lengths are the binned counts c
-        starts = np.flatnonzero((ids_s[1:] != ids_s[:-1]) | (b_s[1:] != b_s[:-1])) + 1
-        starts = np.concatenate(([0], starts))
-        run_len = np.diff(np.append(starts, len(b_s)))
-        run_id = ids_s[starts]
-        run_b = b_s[starts]
-        last_bin = int(b_s.max())
-        if c.open_bin >= 0:  # the bin left open by the previous chunk: continue its runs
-            cont = run_b == c.open_bin
-            if cont.any():
-                run_len[cont] += c.open_counts[run_id[cont]]
-                c.open_counts[run_id[cont]] = 0
-            if last_bin > c.open_bin:  # that bin is closed now: credit the neurons that did not continue
-                c.sum_c2 += c.open_counts * c.open_counts
-                c.open_counts[:] = 0
-        # hold back the last bin of this chunk: it may go on in the next one
-        hold = run_b == last_bin
-        c.open_counts[run_id[hold]] = run_len[hold]
-        c.open_bin = last_bin
-        done = ~hold
-        if done.any():
-            c.sum_c2 += np.bincount(run_id[done], weights=(run_len[done] ** 2).astype(np.float64),
-                                    minlength=n).astype(np.int64)
+    def _add_chi(c: _ChiState, xb: np.ndarray, i: np.ndarray, cnt: np.ndarray, order: np.ndarray,
+                 ids_s: np.ndarray, border: np.ndarray) -> None:
+        """xb: (t - t_start) / bin, sorted, all < n_bins; bin k holds xb in [k, k + 1)."""
+        n = len(cnt)
+        b_first = int(np.floor(xb[0]))
+        b_last = int(np.floor(xb[-1]))
+        pos = np.searchsorted(xb, np.arange(b_first + 1, b_last + 1, dtype=np.float64), side="left")
+        pos = np.concatenate(([0], pos, [len(xb)]))
+        per_bin = np.diff(pos)
+        c.pop_counts[b_first:b_last + 1] += per_bin
+        c.sum_c += cnt
+        # pairs across the chunk border: the open bin may go on in this chunk
+        if c.open_bin == b_first:
+            c.pairs += c.open_counts * np.bincount(i[:pos[1]], minlength=n)
+        # pairs inside the chunk: neighbours in neuron order in the same bin
+        if b_last > b_first:
+            b = np.repeat(np.arange(b_first, b_last + 1, dtype=np.int32), per_bin)[order]
+            same = b[1:] == b[:-1]
+            same[border] = False
+            if same.any():
+                j = np.flatnonzero(same)
+                # streaks of consecutive same-bin neighbours: a run of L spikes is a
+                # streak of L - 1 and holds L * (L - 1) / 2 pairs
+                brk = np.flatnonzero(np.diff(j) != 1) + 1
+                s0 = np.concatenate(([0], brk))
+                s1 = np.concatenate((brk, [len(j)]))
+                streak = (s1 - s0).astype(np.int64)
+                c.pairs += np.bincount(ids_s[j[s0]], weights=streak * (streak + 1) // 2,
+                                       minlength=n).astype(np.int64)
+        else:  # the whole chunk is one bin: C(cnt, 2) per neuron
+            c.pairs += cnt * (cnt - 1) // 2
+        # the open bin: the last bin of this chunk
+        in_last = np.bincount(i[pos[-2]:], minlength=n)
+        if c.open_bin == b_last:
+            c.open_counts += in_last
+        else:
+            c.open_counts[:] = in_last
+            c.open_bin = b_last
 
     def _close(self) -> None:
-        if not self._finished:
-            for c in self.chi.values():
-                c.sum_c2 += c.open_counts * c.open_counts
-                c.open_counts[:] = 0
-                c.open_bin = -1
-            self._finished = True
+        self._finished = True
 
     def rates_hz(self) -> np.ndarray:
         """Per-neuron firing rate [Hz] over the window (silent neurons included)."""
