@@ -292,6 +292,8 @@ class StreamingPopulationStats:
         # ISIs inside the chunk (neighbours in neuron order), and across the border
         # from each neuron's last spike before this chunk
         d = np.diff(t_s)
+        d[border] = np.inf
+        min_isi_ms = float(d.min()) if len(d) else np.inf
         d[border] = 0.0
         owner = ids_s[1:]
         self.n_isi += cnt - (cnt > 0)
@@ -305,25 +307,33 @@ class StreamingPopulationStats:
         self.sum_isi_ms[bo] += bd
         self.sum_isi2_ms2[bo] += bd * bd
         self.last_spike_ms[fired] = t_s[last]
+        if len(bd):
+            min_isi_ms = min(min_isi_ms, float(bd.min()))
 
         # chi: per-neuron binned counts (floor binning as stats.synchrony_chi)
         x = t - self.t_start_ms
         for c in self.chi.values():
             xb = x if c.bin_ms == 1.0 else x / c.bin_ms
             m = int(np.searchsorted(xb, float(c.n_bins), side="left"))  # chi bins are 0 .. n_bins - 1
+            # no neuron fires twice in a bin when every ISI is longer than the bin (1 ms
+            # bins, 2 ms refractory period): c is 0 or 1, nothing to pair (the margin
+            # covers the rounding of (t - t_start) / bin)
+            no_pairs = min_isi_ms > c.bin_ms + 1e-6
             if m == len(t):
-                self._add_chi(c, xb, i, cnt, order, ids_s, border)
+                self._add_chi(c, xb, i, cnt, order, ids_s, border, no_pairs)
             elif m > 0:  # the chunk runs past the last chi bin: those spikes leave chi
                 i_m = i[:m]
                 cnt_m = np.bincount(i_m, minlength=n)
                 order_m = _neuron_order(i_m, n)
                 start_m = np.cumsum(cnt_m) - cnt_m
-                self._add_chi(c, xb[:m], i_m, cnt_m, order_m, i_m[order_m], start_m[np.flatnonzero(cnt_m)][1:] - 1)
+                self._add_chi(c, xb[:m], i_m, cnt_m, order_m, i_m[order_m], start_m[np.flatnonzero(cnt_m)][1:] - 1,
+                              no_pairs)
 
     @staticmethod
     def _add_chi(c: _ChiState, xb: np.ndarray, i: np.ndarray, cnt: np.ndarray, order: np.ndarray,
-                 ids_s: np.ndarray, border: np.ndarray) -> None:
-        """xb: (t - t_start) / bin, sorted, all < n_bins; bin k holds xb in [k, k + 1)."""
+                 ids_s: np.ndarray, border: np.ndarray, no_pairs: bool = False) -> None:
+        """xb: (t - t_start) / bin, sorted, all < n_bins; bin k holds xb in [k, k + 1).
+        no_pairs: no neuron has two spikes in one bin (checked by the caller)."""
         n = len(cnt)
         b_first = int(np.floor(xb[0]))
         b_last = int(np.floor(xb[-1]))
@@ -332,26 +342,27 @@ class StreamingPopulationStats:
         per_bin = np.diff(pos)
         c.pop_counts[b_first:b_last + 1] += per_bin
         c.sum_c += cnt
-        # pairs across the chunk border: the open bin may go on in this chunk
-        if c.open_bin == b_first:
-            c.pairs += c.open_counts * np.bincount(i[:pos[1]], minlength=n)
-        # pairs inside the chunk: neighbours in neuron order in the same bin
-        if b_last > b_first:
-            b = np.repeat(np.arange(b_first, b_last + 1, dtype=np.int32), per_bin)[order]
-            same = b[1:] == b[:-1]
-            same[border] = False
-            if same.any():
-                j = np.flatnonzero(same)
-                # streaks of consecutive same-bin neighbours: a run of L spikes is a
-                # streak of L - 1 and holds L * (L - 1) / 2 pairs
-                brk = np.flatnonzero(np.diff(j) != 1) + 1
-                s0 = np.concatenate(([0], brk))
-                s1 = np.concatenate((brk, [len(j)]))
-                streak = (s1 - s0).astype(np.int64)
-                c.pairs += np.bincount(ids_s[j[s0]], weights=streak * (streak + 1) // 2,
-                                       minlength=n).astype(np.int64)
-        else:  # the whole chunk is one bin: C(cnt, 2) per neuron
-            c.pairs += cnt * (cnt - 1) // 2
+        if not no_pairs:
+            # pairs across the chunk border: the open bin may go on in this chunk
+            if c.open_bin == b_first:
+                c.pairs += c.open_counts * np.bincount(i[:pos[1]], minlength=n)
+            # pairs inside the chunk: neighbours in neuron order in the same bin
+            if b_last > b_first:
+                b = np.repeat(np.arange(b_first, b_last + 1, dtype=np.int32), per_bin)[order]
+                same = b[1:] == b[:-1]
+                same[border] = False
+                if same.any():
+                    j = np.flatnonzero(same)
+                    # streaks of consecutive same-bin neighbours: a run of L spikes is a
+                    # streak of L - 1 and holds L * (L - 1) / 2 pairs
+                    brk = np.flatnonzero(np.diff(j) != 1) + 1
+                    s0 = np.concatenate(([0], brk))
+                    s1 = np.concatenate((brk, [len(j)]))
+                    streak = (s1 - s0).astype(np.int64)
+                    c.pairs += np.bincount(ids_s[j[s0]], weights=streak * (streak + 1) // 2,
+                                           minlength=n).astype(np.int64)
+            else:  # the whole chunk is one bin: C(cnt, 2) per neuron
+                c.pairs += cnt * (cnt - 1) // 2
         # the open bin: the last bin of this chunk
         in_last = np.bincount(i[pos[-2]:], minlength=n)
         if c.open_bin == b_last:
