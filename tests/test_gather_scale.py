@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpc_brunel import gather, synthetic
+from hpc_brunel import gather, recording, synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,9 +76,10 @@ def test_time_id_order_off_grid_falls_back_to_lexsort():
         np.testing.assert_array_equal(ids[o], ids[ref])
 
 
-def test_2048_ranks_under_a_low_open_file_limit(tmp_path):
+def test_2048_ranks_under_a_low_open_file_limit(tmp_path, monkeypatch):
     """2,048 rank files merged while the process may open at most 256 files
     (an all-at-once merge fails there with 'Too many open files')."""
+    monkeypatch.setattr(recording, "_CHUNK_ROWS", 256)  # small HDF5 chunks: 2,048 files of ~20 kB, not 2 MB
     truth = synthetic.write_run(tmp_path, n_ranks=2048, n_excitatory=4096, n_inhibitory=1024, n_chunks=2,
                                 chunk_ms=50.0, rate_hz=4.0)
     code = textwrap.dedent(f"""
