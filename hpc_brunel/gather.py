@@ -386,7 +386,7 @@ def iter_sonata_blocks(path: Path, population: str, block_spikes: int = SONATA_B
         n = ts.shape[0]
         for a in range(0, n, block_spikes):
             b = min(n, a + block_spikes)
-            yield ids[a:b].astype(np.int64), ts[a:b]
+            yield ids[a:b].view(np.int64), ts[a:b]  # ids < 2**63: the same bits, no copy
 
 
 def _bisect_sorted_dataset(ds, value: float, lo: int = 0, hi: int | None = None) -> int:

@@ -265,13 +265,15 @@ class StreamingPopulationStats:
         if b <= a:
             return
         t = times_ms[a:b]
-        i = ids[a:b]
-        if i.min() < 0 or i.max() >= self.n_neurons:
-            raise ValueError(f"node ids outside 0..{self.n_neurons - 1}")
-        i = i.astype(np.intp, copy=False)
+        i = ids[a:b].astype(np.intp, copy=False)
         n = self.n_neurons
+        try:
+            cnt = np.bincount(i, minlength=n)  # refuses negative ids
+        except ValueError:
+            cnt = np.empty(0)
+        if len(cnt) != n:
+            raise ValueError(f"node ids outside 0..{n - 1}")
         self.n_spikes += len(t)
-        cnt = np.bincount(i, minlength=n)
         self.counts += cnt
 
         # population histograms with the edges of stats.population_counts

@@ -230,3 +230,9 @@ def test_analyze_streaming_equals_in_memory_on_a_gathered_file(tmp_path):
         keep = (full[p][1] >= 200.0) & (full[p][1] < 300.05)
         np.testing.assert_array_equal(win[p][1], full[p][1][keep])
         np.testing.assert_array_equal(win[p][0], full[p][0][keep])
+
+
+def test_negative_ids_are_refused():
+    acc = stream_stats.StreamingPopulationStats(5, 0.0, 100.0)
+    with pytest.raises(ValueError, match="node ids"):
+        acc.add_chunk(np.array([-1]), np.array([60.0]))
