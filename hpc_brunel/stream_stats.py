@@ -9,22 +9,28 @@ What is carried across chunk borders (the accumulator's state):
 
 * per neuron (N = neurons of the population): spike count, time of its last spike,
   number / sum / sum of squares of its inter-spike intervals (ISIs), and for
-  each chi bin size (1 ms and 10 ms) the sums of its binned counts c and c**2
-  plus its count in the bin that is still open at the chunk border;
+  each chi bin size (1 ms and 10 ms) its number of spikes in the chi bins, its
+  number of same-bin spike pairs, and its count in the bin that is still open at
+  the chunk border;
 * the population histograms: counts per 1 ms and 5 ms bin (edges as
   `stats.population_counts`: Fano factors, Welch spectrum) and per 1 ms and
   10 ms bin (floor binning as `stats.synchrony_chi`). These grow with the length
   of the analysis window, not with the number of spikes: 8 bytes per bin, about
-  17 bytes per ms of model time in all, 17 MB for 1000 s; we accept that.
+  18 bytes per ms of model time and population, 37 MB for 1000 s with E and I;
+  we accept that.
 
-Chi needs, per neuron, the sum over bins of c_i(b)**2. A chunk is put in neuron
-order once with a stable radix sort (ids as uint16 when N <= 65,536), which keeps
-each neuron's spikes in time order: the ISIs are then differences of neighbours,
-and the spikes of one neuron in one bin are runs of neighbours, whose lengths
-give c. The runs in the last bin of a chunk may continue in the next chunk: their
-counts are carried and credited once the bin is closed. (With 1 ms bins and a
-2 ms refractory period every run has length 1: c is 0 or 1.) So chunks may be cut
-anywhere in time, through ISIs and through bins.
+Chi needs, per neuron, the sum over bins of c_i(b)**2 = (spikes) + 2 (pairs of its
+spikes in one bin). A chunk is put in neuron order once with a stable radix sort
+(ids as uint16 when N <= 65,536), which keeps each neuron's spikes in time order:
+the ISIs are then differences of neighbours, and the spikes of one neuron in one
+bin are runs of neighbours (a run of L spikes holds L (L - 1) / 2 pairs). A run in
+the first bin of a chunk may continue the bin left open by the previous chunk:
+each of its spikes pairs with the neuron's carried count there. When every ISI is
+longer than the bin (1 ms bins, 2 ms refractory period) c is 0 or 1 and there is
+nothing to pair: that is checked per chunk and the pairing skipped. Bin counts
+from time-sorted spikes need no per-spike work: they are differences of the
+positions of the bin edges (bisection). So chunks may be cut anywhere in time,
+through ISIs and through bins.
 
 The network (E and I together) is not accumulated at all: every statistic is
 either per neuron (concatenate) or a population histogram (add), so
