@@ -24,13 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("rate_mean_hz", "rate_sd_hz", "rate_median_hz", "silent_fraction", "cv_isi_mean", "cv_isi_median",
         "cv_isi_n_neurons", "fano_1ms", "fano_5ms", "synchrony_chi", "synchrony_chi_10ms", "psd_peak_hz",
         "psd_peak_ratio", "n_spikes")
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from hpc_brunel.analyze import analyze_run
 t0 = time.perf_counter()
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
         res = {}
         for name, tree in trees:
             r = analyze(run_dir, tree, not args.no_plots)
-            with __import__("h5py").File(run_dir / "spikes.h5") as f:
+            with h5py.File(run_dir / "spikes.h5") as f:
                 r["n_total"] = sum(f[f"spikes/{p}/timestamps"].shape[0] for p in ("excitatory", "inhibitory"))
             res[name] = r
             lines.append(row(f"{dur:g} s, {name}", r))
