@@ -115,7 +115,7 @@ def check_complete(run_dir: Path, partial: bool = False) -> tuple[dict, list[Ran
 
 GATHER_MAX_OPEN_ENV = "HPC_BRUNEL_GATHER_MAX_OPEN"
 DEFAULT_MAX_OPEN_FILES = 64
-MERGE_BLOCK_SPIKES = 1 << 21  # spikes merged and written at once (~50 MiB with sort keys and order)
+MERGE_BLOCK_SPIKES = 1 << 20  # spikes merged and written at once (~80 MiB with sort keys, order and copies)
 
 
 def _max_open_files(max_open_files: int | None) -> int:
@@ -127,16 +127,17 @@ def _max_open_files(max_open_files: int | None) -> int:
     return int(max_open_files)
 
 
-def _time_id_order(t: np.ndarray, ids: np.ndarray, resolution_ms: float, n_ids: int) -> np.ndarray:
+def _time_id_order(t: np.ndarray, ids: np.ndarray, resolution_ms: float, n_ids: int) -> tuple[np.ndarray, np.ndarray]:
     """Order by time, then id. Spike times lie on the resolution grid, so one
     integer key (time step * n_ids + id) sorts both at once; the input is a
     concatenation of sorted runs (one per source), which the stable sort (timsort)
     merges in O(n log runs). The result is checked: along the key order the times
     must not decrease. That suffices: equal times have equal steps, so a group of
     equal times lies inside one step, where the key order is the id order. Where
-    the check fails (times off the grid), np.lexsort decides."""
+    the check fails (times off the grid), np.lexsort decides. Returns (order,
+    t[order])."""
     if len(t) == 0:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), t
     s_lo, s_hi = np.rint(t.min() / resolution_ms), np.rint(t.max() / resolution_ms)
     if ids.min() >= 0 and ids.max() < n_ids and s_lo >= 0 and (s_hi + 1) * n_ids < 2.0**62:
         key = np.rint(t / resolution_ms).astype(np.int64)
@@ -146,8 +147,9 @@ def _time_id_order(t: np.ndarray, ids: np.ndarray, resolution_ms: float, n_ids: 
         del key
         t_o = t[order]
         if not np.any(t_o[1:] < t_o[:-1]):
-            return order
-    return np.lexsort((ids, t))
+            return order, t_o
+    order = np.lexsort((ids, t))
+    return order, t[order]
 
 
 class _SonataSink:
@@ -163,7 +165,8 @@ class _SonataSink:
         ts.resize((n0 + len(t),))
         nid.resize((n0 + len(t),))
         ts[n0:] = t
-        nid[n0:] = (ids - self.first_id[pop]).astype(np.uint64)
+        ids -= self.first_id[pop]  # (a copy made by the merge) ids within the population, >= 0
+        nid[n0:] = ids.view(np.uint64)
         self.counts[pop] += len(t)
 
     def end_chunks(self, t_end_ms: np.ndarray, offsets: np.ndarray) -> None:
@@ -261,8 +264,9 @@ def _merge(paths: list[Path], sink, t_until: float, pops: tuple, resolution_ms: 
                 if len(spans) == 1:
                     sink.append(p, i, t)  # one source: already sorted by time, then id
                 else:
-                    order = _time_id_order(t, i, resolution_ms, n_ids)
-                    sink.append(p, i[order], t[order])
+                    order, t_o = _time_id_order(t, i, resolution_ms, n_ids)
+                    del t
+                    sink.append(p, i[order], t_o)
             sink.end_chunks(t_end[k0:k1], total[k0:k1])
             k0 = k1
         return n_chunks

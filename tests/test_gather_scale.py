@@ -70,7 +70,8 @@ def test_time_id_order_off_grid_falls_back_to_lexsort():
               rng.uniform(0, 50, 5000),  # off the grid: several times per step
               np.repeat(np.round(rng.uniform(0, 50, 100), 1), 50)):  # many ties
         ids = rng.integers(1, 200, len(t))
-        o = gather._time_id_order(t, ids, 0.1, 202)
+        o, t_o = gather._time_id_order(t, ids, 0.1, 202)
+        np.testing.assert_array_equal(t_o, t[o])
         ref = np.lexsort((ids, t))
         np.testing.assert_array_equal(t[o], t[ref])
         np.testing.assert_array_equal(ids[o], ids[ref])
