@@ -8,8 +8,10 @@ NP ?= 4
 THREADS ?= 1
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ANALYZE_ARGS ?=
+BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep bench clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -36,6 +38,15 @@ sweep: setup
 
 bench: setup
 	$(PY) scaling/bench_vs_script.py --reps 3
+
+# analyze on full-size runs of 1 s, 20 s and 100 s (made once under runs/bench-analyze, then reused):
+# spikes/s of gather + statistics and peak RSS; BENCH_ANALYZE_ARGS e.g. "--old-tree /tmp/old --durations-s 1,20"
+bench-analyze: setup
+	$(PY) scaling/bench_analyze.py $(BENCH_ANALYZE_ARGS)
+
+# gather time for 256 / 1,024 / 2,048 synthetic rank files (no NEST)
+bench-gather: setup
+	$(PY) scaling/bench_gather.py $(BENCH_GATHER_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -2,15 +2,19 @@
 
 SONATA spike-file layout (the HDF5 format that NEST's SONATA support, BMTK and
 libsonata read):
-  /                               attrs: magic, version (on the file root, per the SONATA spec)
+  /                               attrs: magic (uint32 0x0A7A), version (uint32 [0, 1])
+  /spikes                         attrs: magic, version (a copy)
   /spikes/<population>            attrs: sorting = by_time (enum none/by_id/by_time),
                                          nest_first_node_id, n_neurons
   /spikes/<population>/timestamps float64, attr units = "ms"
   /spikes/<population>/node_ids   uint64, ids within the population from 0
 
 The merge streams: per-rank files are written chunk by chunk, chunks are
-disjoint in time and sorted within, so merging chunk k of all ranks and
-appending it keeps the output sorted by time while holding one chunk in memory.
+disjoint in time and sorted within, so merging a block of consecutive chunks of
+all ranks and appending it keeps the output sorted by time while holding one
+block in memory. Each rank file is read once per block of ~2 M spikes (not once
+per 100 ms chunk), and at most `max_open_files` files are open at once: with
+more ranks, batches are merged into temporary files first (a k-way merge tree).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import h5py
 import numpy as np
 
 from . import rundir
-from .recording import RANK_LAYOUT_VERSION, open_rank_file, rank_file_name, read_meta
+from .recording import RANK_LAYOUT_VERSION, h5_open, open_rank_file, rank_file_name, read_meta
 
 SPIKES_FILE = "spikes.h5"
 SONATA_SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
@@ -123,8 +127,186 @@ def check_complete(run_dir: Path, partial: bool = False) -> tuple[dict, list[Ran
     raise IncompleteRunError(f"{run_dir}: incomplete run: " + "; ".join(problems) + hint)
 
 
-def gather(run_dir: Path, *, partial: bool = False) -> dict:
-    """Merge the rank files into <run>/spikes.h5 (SONATA). Returns a summary."""
+GATHER_MAX_OPEN_ENV = "HPC_BRUNEL_GATHER_MAX_OPEN"
+DEFAULT_MAX_OPEN_FILES = 64
+MERGE_BLOCK_SPIKES = 1 << 20  # spikes merged and written at once (~80 MiB with sort keys, order and copies)
+
+
+def _max_open_files(max_open_files: int | None) -> int:
+    if max_open_files is None:
+        env = os.environ.get(GATHER_MAX_OPEN_ENV)
+        max_open_files = int(env) if env else DEFAULT_MAX_OPEN_FILES
+    if max_open_files < 2:
+        raise ValueError(f"max_open_files = {max_open_files}: need at least 2")
+    return int(max_open_files)
+
+
+def _time_id_order(t: np.ndarray, ids: np.ndarray, resolution_ms: float, n_ids: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order by time, then id. Spike times lie on the resolution grid, so one
+    integer key (time step * n_ids + id) sorts both at once; the input is a
+    concatenation of sorted runs (one per source), which the stable sort (timsort)
+    merges in O(n log runs). The result is checked: along the key order the times
+    must not decrease. That suffices: equal times have equal steps, so a group of
+    equal times lies inside one step, where the key order is the id order. Where
+    the check fails (times off the grid), np.lexsort decides. Returns (order,
+    t[order])."""
+    if len(t) == 0:
+        return np.empty(0, dtype=np.int64), t
+    s_lo, s_hi = np.rint(t.min() / resolution_ms), np.rint(t.max() / resolution_ms)
+    if ids.min() >= 0 and ids.max() < n_ids and s_lo >= 0 and (s_hi + 1) * n_ids < 2.0**62:
+        key = np.rint(t / resolution_ms).astype(np.int64)
+        key *= n_ids
+        key += ids
+        order = np.argsort(key, kind="stable")
+        del key
+        t_o = t[order]
+        if not np.any(t_o[1:] < t_o[:-1]):
+            return order, t_o
+    order = np.lexsort((ids, t))
+    return order, t[order]
+
+
+class _SonataSink:
+    """Appends merged spikes to the SONATA file (ids within the population, from 0)."""
+
+    def __init__(self, dsets: dict, first_id: dict):
+        self.dsets, self.first_id = dsets, first_id
+        self.counts = dict.fromkeys(dsets, 0)
+
+    def append(self, pop: str, ids: np.ndarray, t: np.ndarray) -> None:
+        ts, nid = self.dsets[pop]
+        n0 = self.counts[pop]
+        ts.resize((n0 + len(t),))
+        nid.resize((n0 + len(t),))
+        ts[n0:] = t
+        ids -= self.first_id[pop]  # (a copy made by the merge) ids within the population, >= 0
+        nid[n0:] = ids.view(np.uint64)
+        self.counts[pop] += len(t)
+
+    def end_chunks(self, t_end_ms: np.ndarray, offsets: np.ndarray) -> None:
+        pass
+
+
+class _RankLayoutSink:
+    """A temporary file in the rank-file layout (global ids, chunk offsets), the
+    merge of one batch of sources: the next level merges it like a rank file."""
+
+    def __init__(self, path: Path, pops: tuple):
+        self.path, self.pops = path, pops
+        self.f = h5_open(path, "w")
+        self.f.attrs["populations"] = json.dumps(list(pops))
+        for p in pops:
+            for name, dt in (("node_ids", "i8"), ("times_ms", "f8")):
+                self.f.create_dataset(f"spikes/{p}/{name}", shape=(0,), maxshape=(None,), dtype=dt,
+                                      chunks=(1 << 16,))
+        self.f.create_dataset("chunks/t_end_ms", shape=(0,), maxshape=(None,), dtype="f8", chunks=(1024,))
+        self.f.create_dataset("chunks/offsets", shape=(0, len(pops)), maxshape=(None, len(pops)), dtype="i8",
+                              chunks=(1024, len(pops)))
+
+    def append(self, pop: str, ids: np.ndarray, t: np.ndarray) -> None:
+        for name, data in (("node_ids", ids), ("times_ms", t)):
+            ds = self.f[f"spikes/{pop}/{name}"]
+            n0 = ds.shape[0]
+            ds.resize((n0 + len(data),))
+            ds[n0:] = data
+
+    def end_chunks(self, t_end_ms: np.ndarray, offsets: np.ndarray) -> None:
+        for name, data in (("chunks/t_end_ms", t_end_ms), ("chunks/offsets", offsets)):
+            ds = self.f[name]
+            n0 = ds.shape[0]
+            ds.resize((n0 + len(data), *ds.shape[1:]))
+            ds[n0:] = data
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _open_source(path: Path) -> h5py.File:
+    return open_rank_file(path) if path.name.startswith("rank_") else h5_open(path, "r")
+
+
+def _merge(paths: list[Path], sink, t_until: float, pops: tuple, resolution_ms: float, n_ids: int,
+           block_spikes: int) -> int:
+    """Merge sources in the rank-file layout (each sorted by time then id within
+    each chunk; chunks common to all sources) into `sink`, block by block of
+    whole chunks (~block_spikes spikes): each source is read once per block, so
+    the reads grow as sources x blocks, not sources x chunks. Returns the number
+    of chunks merged (those all sources hold up to t_until)."""
+    files = [_open_source(p) for p in paths]
+    try:
+        cols = []
+        offsets = []
+        n_chunks = None
+        t_end = None
+        for f in files:
+            pidx = json.loads(f.attrs["populations"])
+            cols.append([pidx.index(p) for p in pops])
+            te = f["chunks/t_end_ms"][:]
+            k = int(np.searchsorted(te, t_until + 1e-9, side="right"))
+            if n_chunks is None or k < n_chunks:
+                n_chunks, t_end = k, te[:k]
+            offsets.append(f["chunks/offsets"][:])
+        n_chunks = n_chunks or 0
+        # cumulative spikes per chunk and population over all sources
+        total = np.zeros((n_chunks, len(pops)), dtype=np.int64)
+        for off, c in zip(offsets, cols):
+            total += off[:n_chunks][:, c]
+        per_chunk = np.diff(np.vstack([np.zeros((1, len(pops)), dtype=np.int64), total]), axis=0).sum(axis=1)
+        k0 = 0
+        while k0 < n_chunks:
+            k1, n = k0 + 1, int(per_chunk[k0])
+            while k1 < n_chunks and n + per_chunk[k1] <= block_spikes:
+                n += int(per_chunk[k1])
+                k1 += 1
+            for j, p in enumerate(pops):
+                spans = []
+                for f, off, c in zip(files, offsets, cols):
+                    a = int(off[k0 - 1, c[j]]) if k0 else 0
+                    b = int(off[k1 - 1, c[j]])
+                    if b > a:
+                        spans.append((f, a, b))
+                n_p = sum(b - a for _, a, b in spans)
+                if n_p == 0:
+                    continue
+                t = np.empty(n_p, dtype=np.float64)
+                i = np.empty(n_p, dtype=np.int64)
+                o = 0
+                for f, a, b in spans:  # read straight into the merge buffers
+                    f[f"spikes/{p}/times_ms"].read_direct(t, np.s_[a:b], np.s_[o:o + b - a])
+                    f[f"spikes/{p}/node_ids"].read_direct(i, np.s_[a:b], np.s_[o:o + b - a])
+                    o += b - a
+                if len(spans) == 1:
+                    sink.append(p, i, t)  # one source: already sorted by time, then id
+                else:
+                    order, t_o = _time_id_order(t, i, resolution_ms, n_ids)
+                    del t
+                    sink.append(p, i[order], t_o)
+            sink.end_chunks(t_end[k0:k1], total[k0:k1])
+            k0 = k1
+        return n_chunks
+    finally:
+        for f in files:
+            f.close()
+
+
+def gather(run_dir: Path, *, partial: bool = False, max_open_files: int | None = None,
+           block_spikes: int = MERGE_BLOCK_SPIKES) -> dict:
+    """Merge the rank files into <run>/spikes.h5 (SONATA). Returns a summary.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run directory.
+    partial : bool
+        Merge up to the last model time all ranks flushed, for an unfinished run.
+    max_open_files : int, optional
+        At most this many spike files are open for reading at once (plus the one
+        being written); default: env HPC_BRUNEL_GATHER_MAX_OPEN, else 64. With more
+        ranks, batches of that many rank files are first merged into temporary
+        files in the run directory (removed afterwards), which are merged in turn.
+    block_spikes : int
+        Spikes merged at once (whole chunks; at least one chunk): bounds memory.
+    """
     run_dir = Path(run_dir)
     record, states, t_until = check_complete(run_dir, partial)
     cfg = record["config"]
@@ -132,22 +314,42 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
     first_id = {"excitatory": 1, "inhibitory": 1 + cfg["network"]["n_excitatory"]}
     n_rec = cfg["recording"]["n_record_per_population"]
     n_neurons = {p: n_rec or cfg["network"][f"n_{p}"] for p in pops}
+    n_ids = 2 + cfg["network"]["n_excitatory"] + cfg["network"]["n_inhibitory"]
+    resolution_ms = float(cfg["simulation"]["resolution_ms"])
+    max_open = _max_open_files(max_open_files)
 
     reached = record.get("t_model_reached_ms")
     # A run stopped by SIGTERM at a chunk boundary is complete up to the model time it reached.
     is_partial = record.get("status") not in ("complete", "terminated") or reached is None or t_until < float(reached)
-    files = [open_rank_file(s.path) for s in states]
+    sources = [s.path for s in states]
+    temps: list[Path] = []
+    tmp = run_dir / (SPIKES_FILE + ".tmp")
+    n_chunks = None
     try:
-        p_index = [json.loads(f.attrs["populations"]) for f in files]
-        t_ends = [f["chunks/t_end_ms"][:] for f in files]
-        offsets = [f["chunks/offsets"][:] for f in files]
-        n_chunks = min(int(np.searchsorted(t, t_until + 1e-9, side="right")) for t in t_ends)
-        tmp = run_dir / (SPIKES_FILE + ".tmp")
-        counts = dict.fromkeys(pops, 0)
-        with h5py.File(tmp, "w") as out:
-            out.attrs["magic"] = np.uint32(SONATA_MAGIC)
-            out.attrs["version"] = np.array([0, 1], dtype=np.uint32)
-            root = out.create_group("spikes")
+        level = 0
+        while len(sources) > max_open:  # merge batches of max_open sources into temporary files
+            merged = []
+            for b in range(0, len(sources), max_open):
+                path = run_dir / f".gather-l{level}-{b // max_open:05d}.h5.tmp"
+                temps.append(path)
+                sink = _RankLayoutSink(path, pops)
+                try:
+                    k = _merge(sources[b:b + max_open], sink, t_until, pops, resolution_ms, n_ids, block_spikes)
+                finally:
+                    sink.close()
+                n_chunks = k if n_chunks is None else min(n_chunks, k)
+                merged.append(path)
+            for p in sources:
+                if p in temps:
+                    p.unlink()
+            sources, level = merged, level + 1
+        with h5_open(tmp, "w") as out:
+            # SONATA: magic and version on the file root (where the spec, libsonata
+            # and bmtk look); a copy on /spikes for readers of the earlier files.
+            for obj in (out, out.require_group("spikes")):
+                obj.attrs["magic"] = np.uint32(SONATA_MAGIC)
+                obj.attrs["version"] = np.array([0, 1], dtype=np.uint32)
+            root = out["spikes"]
             dsets = {}
             for p in pops:
                 g = root.create_group(p)
@@ -158,44 +360,82 @@ def gather(run_dir: Path, *, partial: bool = False) -> dict:
                 ts.attrs["units"] = "ms"
                 ids = g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(1 << 16,))
                 dsets[p] = (ts, ids)
-            for k in range(n_chunks):
-                for p in pops:
-                    parts_t, parts_i = [], []
-                    for f, pidx, off in zip(files, p_index, offsets):
-                        j = pidx.index(p)
-                        a = int(off[k - 1, j]) if k else 0
-                        b = int(off[k, j])
-                        if b > a:
-                            parts_t.append(f[f"spikes/{p}/times_ms"][a:b])
-                            parts_i.append(f[f"spikes/{p}/node_ids"][a:b])
-                    if not parts_t:
-                        continue
-                    t = np.concatenate(parts_t)
-                    i = np.concatenate(parts_i) - first_id[p]
-                    order = np.lexsort((i, t))
-                    ts, ids = dsets[p]
-                    n0 = counts[p]
-                    ts.resize((n0 + len(t),))
-                    ids.resize((n0 + len(t),))
-                    ts[n0:] = t[order]
-                    ids[n0:] = i[order].astype(np.uint64)
-                    counts[p] += len(t)
+            sink = _SonataSink(dsets, first_id)
+            k = _merge(sources, sink, t_until, pops, resolution_ms, n_ids, block_spikes)
+            n_chunks = k if n_chunks is None else min(n_chunks, k)
+            counts = sink.counts
             root.attrs["hpc_brunel_t_start_ms"] = float(cfg["simulation"]["presim_ms"])
             root.attrs["hpc_brunel_t_stop_ms"] = float(t_until)
             root.attrs["hpc_brunel_partial"] = is_partial
         os.replace(tmp, run_dir / SPIKES_FILE)
     finally:
-        for f in files:
-            f.close()
+        for p in temps:
+            p.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return {"spikes": counts, "n_neurons": n_neurons, "t_start_ms": float(cfg["simulation"]["presim_ms"]),
             "t_stop_ms": float(t_until), "n_chunks": n_chunks, "ranks": len(states),
-            "partial": is_partial}
+            "partial": is_partial, "max_open_files": max_open}
 
 
 def read_sonata(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
     """population -> (node_ids within the population, timestamps in ms, group attrs)."""
     out = {}
-    with h5py.File(path, "r") as f:
+    with h5_open(path, "r") as f:
         for p, g in f["spikes"].items():
             out[p] = (g["node_ids"][:].astype(np.int64), g["timestamps"][:], dict(g.attrs))
+    return out
+
+
+SONATA_BLOCK_SPIKES = 1 << 20  # spikes per block when streaming a SONATA file (16 MiB of ids + times)
+
+
+def sonata_populations(path: Path) -> dict[str, dict]:
+    """population -> its group attributes (n_neurons, nest_first_node_id, ...), reading no spikes."""
+    with h5_open(path, "r") as f:
+        return {p: dict(g.attrs) for p, g in f["spikes"].items()}
+
+
+def iter_sonata_blocks(path: Path, population: str, block_spikes: int = SONATA_BLOCK_SPIKES):
+    """Yield (node_ids within the population as int64, timestamps in ms) of one
+    population in blocks of at most block_spikes spikes, in file order (by time):
+    memory of one block whatever the file size."""
+    with h5_open(path, "r") as f:
+        g = f["spikes"][population]
+        ts, ids = g["timestamps"], g["node_ids"]
+        n = ts.shape[0]
+        for a in range(0, n, block_spikes):
+            b = min(n, a + block_spikes)
+            yield ids[a:b].view(np.int64), ts[a:b]  # ids < 2**63: the same bits, no copy
+
+
+def _bisect_sorted_dataset(ds, value: float, lo: int = 0, hi: int | None = None) -> int:
+    """First index i with ds[i] >= value in a sorted 1-d dataset, reading
+    O(log n) blocks (no full read)."""
+    hi = ds.shape[0] if hi is None else hi
+    block = 4096
+    while hi - lo > block:
+        mid = (lo + hi) // 2
+        if ds[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo + int(np.searchsorted(ds[lo:hi], value, side="left"))
+
+
+def read_sonata_window(path: Path, t_start_ms: float, t_stop_ms: float,
+                       max_node_id: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """Like read_sonata, but only the spikes in [t_start_ms, t_stop_ms) (found by
+    bisection on the time-sorted timestamps), optionally only node ids below
+    max_node_id[population]: memory bounded by the window, not the run."""
+    out = {}
+    with h5_open(path, "r") as f:
+        for p, g in f["spikes"].items():
+            ts, ids = g["timestamps"], g["node_ids"]
+            a = _bisect_sorted_dataset(ts, t_start_ms)
+            b = _bisect_sorted_dataset(ts, t_stop_ms, lo=a)
+            i, t = ids[a:b].astype(np.int64), ts[a:b]
+            if max_node_id is not None and p in max_node_id:
+                keep = i < max_node_id[p]
+                i, t = i[keep], t[keep]
+            out[p] = (i, t, dict(g.attrs))
     return out

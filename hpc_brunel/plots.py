@@ -10,13 +10,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 COLORS = {"excitatory": "#1f5fa8", "inhibitory": "#c0392b"}
+RASTER_WINDOW_MS = 300.0
 
 
 def raster(spikes: dict, t_start_ms: float, t_stop_ms: float, path: Path, *, n_show: dict | None = None,
-           window_ms: float = 300.0, title: str = "") -> None:
+           window_ms: float = RASTER_WINDOW_MS, title: str = "") -> None:
     """Raster of a readable subsample (default 80 E + 20 I neurons) over the last
     `window_ms`, with the population rate of all neurons (1 ms bins) under it,
-    in the style of nest.raster_plot."""
+    in the style of nest.raster_plot. `spikes` needs only the spikes of that
+    window (gather.read_sonata_window); spikes outside it are ignored."""
     n_show = n_show or {"excitatory": 80, "inhibitory": 20}
     t1 = t_stop_ms
     t0 = max(t_start_ms, t1 - window_ms)

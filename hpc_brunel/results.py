@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import h5py
 import numpy as np
 
 from . import rundir
@@ -204,7 +203,9 @@ def _clip(t_start_ms, t_stop_ms, lo: float, hi: float) -> tuple[float, float]:
 
 def _from_sonata(path, record, cfg, statistics, pops, t_start_ms, t_stop_ms, neurons) -> Run:
     spikes = {}
-    with h5py.File(path / SPIKES_FILE, "r") as f:
+    from .recording import h5_open
+
+    with h5_open(path / SPIKES_FILE, "r") as f:
         root = f["spikes"]
         lo = float(root.attrs.get("hpc_brunel_t_start_ms", cfg.simulation.presim_ms))
         hi = float(root.attrs.get("hpc_brunel_t_stop_ms", record.get("t_model_reached_ms") or lo))

@@ -7,7 +7,7 @@ the given place, the CALL-th time it gets there (default: the first):
   open_rank_file  OSError from RankSpikeWriter.__init__  (cannot create the rank file)
   append_chunk    OSError from RankSpikeWriter.append_chunk (a chunk write fails mid-run)
   provenance      RuntimeError from provenance.versions (rank 0, preparing the run directory)
-  analyze         RuntimeError from analyze.compute (the analysis after a complete run)
+  analyze         RuntimeError from analyze.compute_streaming (the analysis after a complete run)
 
 The rank is read from the launcher's variables, as hpc_brunel itself does.
 """
@@ -48,7 +48,7 @@ def _install(spec: str) -> None:
         import importlib
 
         module, func = ("hpc_brunel.provenance", "versions") if target == "provenance" else \
-            ("hpc_brunel.analyze", "compute")
+            ("hpc_brunel.analyze", "compute_streaming")
         mod = importlib.import_module(module)
         original = getattr(mod, func)
 
