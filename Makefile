@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather bench-size clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -45,6 +45,11 @@ bench-analyze: setup
 	$(PY) scaling/bench_analyze.py $(BENCH_ANALYZE_ARGS)
 
 # gather time for 256 / 1,024 / 2,048 synthetic rank files (no NEST)
+# bigger networks at fixed in-degrees (12,500 .. 125,000 neurons; ~10 GB of memory, ~8 min on 2 cores);
+# its table calibrates and validates `hpc_brunel plan`
+bench-size: setup
+	$(PY) scaling/bench_network_size.py $(BENCH_SIZE_ARGS)
+
 bench-gather: setup
 	$(PY) scaling/bench_gather.py $(BENCH_GATHER_ARGS)
 

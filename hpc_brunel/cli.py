@@ -206,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the MPI launcher to run (default: mpirun on PATH; Open MPI's options are added)")
     la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 
+    pl = sub.add_parser("plan", help="predict peak memory per rank and simulate time per model second of a "
+                                     "network size on ranks x threads, from measured runs")
+    pl.add_argument("--neurons", type=_positive_int, default=12500, help="network size N (80 %% excitatory)")
+    pl.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks")
+    pl.add_argument("--threads", type=_positive_int, default=1, help="threads per rank")
+    pl.add_argument("--rate-hz", type=float, default=38.0,
+                    help="mean firing rate [Hz] (default 38, the AI state; SR fires at ~330)")
+    pl.add_argument("--indegree", type=_positive_int, default=1250, help="C_E + C_I (default 1250)")
+    pl.add_argument("--table", type=Path, default=None,
+                    help="network_size.csv of measured runs to fit (default: the one measured with this package, "
+                         "hpc_brunel/data/network_size.csv; scaling/bench_network_size.py makes one)")
+
     c = sub.add_parser("config", help="print the resolved configuration as TOML", epilog=PRECEDENCE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(c)
@@ -411,11 +423,30 @@ def finish_sweep(out: Path, failures=()) -> int:
 def cmd_jobscript(args) -> int:
     from .jobscript import cmd_jobscript as run_it
 
+    if args.what in ("run", "chain"):  # what the allocation must hold, from the run's own config
+        import shlex
+
+        from .plan import allocation_warnings
+
+        try:
+            cfg = config_from_args(build_parser().parse_args(["run", *shlex.split(args.run_args)]))
+        except ConfigError as e:
+            print(f"hpc_brunel: error: --run-args: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        for line in allocation_warnings(cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
+                                        cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch):
+            print(line, file=sys.stderr)
     return run_it(args)
+
+
+def cmd_plan(args) -> int:
+    from .plan import command
+
+    return command(args)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
-                "scale": cmd_scale, "jobscript": cmd_jobscript, "sweep": cmd_sweep}
+                "scale": cmd_scale, "jobscript": cmd_jobscript, "sweep": cmd_sweep, "plan": cmd_plan}
     return commands[args.command](args)
