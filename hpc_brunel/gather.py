@@ -408,7 +408,7 @@ def iter_sonata_blocks(path: Path, population: str, block_spikes: int = SONATA_B
             yield ids[a:b].view(np.int64), ts[a:b]  # ids < 2**63: the same bits, no copy
 
 
-def _bisect_sorted_dataset(ds, value: float, lo: int = 0, hi: int | None = None) -> int:
+def bisect_sorted(ds, value: float, lo: int = 0, hi: int | None = None) -> int:
     """First index i with ds[i] >= value in a sorted 1-d dataset, reading
     O(log n) blocks (no full read)."""
     hi = ds.shape[0] if hi is None else hi
@@ -431,8 +431,8 @@ def read_sonata_window(path: Path, t_start_ms: float, t_stop_ms: float,
     with h5_open(path, "r") as f:
         for p, g in f["spikes"].items():
             ts, ids = g["timestamps"], g["node_ids"]
-            a = _bisect_sorted_dataset(ts, t_start_ms)
-            b = _bisect_sorted_dataset(ts, t_stop_ms, lo=a)
+            a = bisect_sorted(ts, t_start_ms)
+            b = bisect_sorted(ts, t_stop_ms, lo=a)
             i, t = ids[a:b].astype(np.int64), ts[a:b]
             if max_node_id is not None and p in max_node_id:
                 keep = i < max_node_id[p]

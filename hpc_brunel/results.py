@@ -131,16 +131,9 @@ class Run:
 
 
 def _bisect(ds, value: float, lo: int, hi: int) -> int:
-    """First index in ds[lo:hi] (sorted) whose value is >= `value`, reading a
-    few elements at a time from disk."""
-    block = 4096
-    while hi - lo > block:
-        mid = (lo + hi) // 2
-        if ds[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo + int(np.searchsorted(ds[lo:hi], value, side="left"))
+    from .gather import bisect_sorted  # h5py: only when files are read
+
+    return bisect_sorted(ds, value, lo, hi)
 
 
 def _select_neurons(neurons: NeuronSelection, pop: str, n: int) -> np.ndarray:

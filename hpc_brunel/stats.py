@@ -111,6 +111,14 @@ def rate_spectrum(times_ms: np.ndarray, n_neurons: int, t_start_ms: float, t_sto
     """Welch power spectrum of the population rate (mean removed), its peak above
     f_min_hz, and the peak's power relative to the mean power over that band."""
     counts = population_counts(times_ms, t_start_ms, t_stop_ms, bin_ms)
+    return spectrum_from_counts(counts, n_neurons, bin_ms, segment_ms, f_min_hz)
+
+
+def spectrum_from_counts(counts: np.ndarray, n_neurons: int, bin_ms: float = 1.0, segment_ms: float = 256.0,
+                         f_min_hz: float = 5.0) -> Spectrum:
+    """Welch spectrum of the population rate from its counts per bin (what
+    `rate_spectrum` computes after binning the spike times; the streaming
+    statistics keep the counts)."""
     rate_hz = counts / n_neurons / (bin_ms / 1000.0)
     fs = 1000.0 / bin_ms
     nper = int(min(len(rate_hz), max(16, round(segment_ms / bin_ms))))

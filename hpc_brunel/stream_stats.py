@@ -41,9 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import signal
 
-from .stats import Spectrum
+from .stats import Spectrum, spectrum_from_counts
 
 CHI_BINS_MS = (1.0, 10.0)
 FANO_BINS_MS = (1.0, 5.0)
@@ -167,23 +166,6 @@ def cv_from_isi_moments(n_isi: np.ndarray, sum_isi_ms: np.ndarray, sum_isi2_ms2:
     with np.errstate(invalid="ignore", divide="ignore"):
         cv = np.sqrt(var) / mean
     return cv[np.isfinite(cv)]
-
-
-def spectrum_from_counts(counts: np.ndarray, n_neurons: int, bin_ms: float = 1.0, segment_ms: float = 256.0,
-                         f_min_hz: float = 5.0) -> Spectrum:
-    """Welch spectrum of the population rate from its counts per bin (as
-    `stats.rate_spectrum`, which bins the spike times first)."""
-    rate_hz = counts / n_neurons / (bin_ms / 1000.0)
-    fs = 1000.0 / bin_ms
-    nper = int(min(len(rate_hz), max(16, round(segment_ms / bin_ms))))
-    if len(rate_hz) < 16:
-        return Spectrum(np.empty(0), np.empty(0), float("nan"), float("nan"))
-    f, p = signal.welch(rate_hz, fs=fs, nperseg=nper, detrend="constant")
-    band = f >= f_min_hz
-    if not band.any() or p[band].mean() <= 0:
-        return Spectrum(f, p, float("nan"), float("nan"))
-    k = np.argmax(p[band])
-    return Spectrum(f, p, float(f[band][k]), float(p[band][k] / p[band].mean()))
 
 
 def _neuron_order(ids: np.ndarray, n_neurons: int) -> np.ndarray:

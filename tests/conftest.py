@@ -71,7 +71,7 @@ def pytest_terminal_summary(terminalreporter):
     counts = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for rep in terminalreporter.stats.get(outcome, []):
-            if "test_slurm.py" in getattr(rep, "nodeid", ""):
+            if "test_slurm" in getattr(rep, "nodeid", ""):  # one- and two-node SLURM
                 counts[outcome] = counts.get(outcome, 0) + 1
     if counts:
         terminalreporter.write_line("real-SLURM jobscript tests: " + ", ".join(f"{n} {o}" for o, n in counts.items()))

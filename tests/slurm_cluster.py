@@ -209,3 +209,23 @@ SlurmdLogFile={d}/slurmd-%n.log
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def running_cluster(workdir: Path, nodes: int = 1):
+    """Generator for a module-scoped pytest fixture: a started cluster, stopped
+    afterwards. Where SLURM cannot start: a skip, or a failure when
+    HPC_BRUNEL_REQUIRE_SLURM=1 (CI)."""
+    import pytest
+
+    cluster = SlurmCluster(workdir, nodes=nodes)
+    try:
+        cluster.start()
+    except (SlurmUnavailable, OSError) as e:
+        if os.environ.get("HPC_BRUNEL_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SLURM is required here but could not be started: {e}")
+        pytest.skip(f"no SLURM: {e}")
+    print(f"\n[slurm] {nodes}-node SLURM up: {' '.join(cluster.run('sinfo', '-h', '-N').stdout.split())}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

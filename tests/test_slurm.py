@@ -3,14 +3,13 @@
 Skipped with a reason where SLURM cannot be started (not root, no packages);
 CI sets HPC_BRUNEL_REQUIRE_SLURM=1, which turns that skip into a failure."""
 import json
-import os
 import sys
 
 import pytest
 
 from conftest import ROOT, SMALL, needs_nest
 from hpc_brunel.jobscript import Cluster, render_analyze, render_run, sbatch, submit_chain, write
-from slurm_cluster import SlurmCluster, SlurmUnavailable
+from slurm_cluster import running_cluster
 
 pytestmark = [pytest.mark.slurm, needs_nest]
 
@@ -19,16 +18,7 @@ VENV = sys.prefix  # the venv running the tests: jobs activate the same one
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
-    try:
-        cluster.start()
-    except (SlurmUnavailable, OSError) as e:
-        if os.environ.get("HPC_BRUNEL_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SLURM is required here but could not be started: {e}")
-        pytest.skip(f"no SLURM: {e}")
-    print(f"\n[slurm] single-node SLURM up: {cluster.run('sinfo', '-h').stdout.strip()}")
-    yield cluster
-    cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("slurm"))
 
 
 def submit_and_wait(slurm, monkeypatch, run_dir, run_args, **cluster):

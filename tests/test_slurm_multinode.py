@@ -5,14 +5,13 @@ the time limit. Both fake nodes share one core: no timings are taken here.
 Skipped with a reason where SLURM cannot be started; in CI a skip is a failure."""
 import datetime as dt
 import json
-import os
 import time
 
 import pytest
 
 from conftest import ROOT, SMALL, fault_env, needs_nest, wait_for_chunks
 from hpc_brunel.jobscript import Cluster, submit_chain
-from slurm_cluster import SlurmCluster, SlurmUnavailable
+from slurm_cluster import running_cluster
 
 pytestmark = [pytest.mark.slurm, needs_nest]
 
@@ -20,16 +19,7 @@ pytestmark = [pytest.mark.slurm, needs_nest]
 
 @pytest.fixture(scope="module")
 def cluster2(tmp_path_factory):
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm2"), nodes=2)
-    try:
-        cluster.start()
-    except (SlurmUnavailable, OSError) as e:
-        if os.environ.get("HPC_BRUNEL_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SLURM is required here but could not be started: {e}")
-        pytest.skip(f"no SLURM: {e}")
-    print(f"\n[slurm] two-node SLURM up: {cluster.run('sinfo', '-h', '-N').stdout.strip()}")
-    yield cluster
-    cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("slurm2"), nodes=2)
 
 
 def chain(cluster, monkeypatch, run_dir, run_args, **kw):
