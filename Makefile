@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather bench-size clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather bench-size bench-memory clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -49,6 +49,10 @@ bench-analyze: setup
 # its table calibrates and validates `hpc_brunel plan`
 bench-size: setup
 	$(PY) scaling/bench_network_size.py $(BENCH_SIZE_ARGS)
+
+# memory per phase: hand-written script vs hpc_brunel run on the same NEST build, 1x2 and 2x1
+bench-memory: setup
+	$(PY) scaling/bench_memory_phases.py $(BENCH_MEMORY_ARGS)
 
 bench-gather: setup
 	$(PY) scaling/bench_gather.py $(BENCH_GATHER_ARGS)

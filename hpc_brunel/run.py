@@ -25,11 +25,13 @@ EXIT_TERMINATED = 3  # stopped by SIGTERM/SIGINT at a chunk boundary; data flush
 
 @dataclass
 class PhaseTimer:
-    """Python-side wall time per phase, in seconds; entering a phase also tells
-    `par` what this rank is doing (for the failure record)."""
+    """Python-side wall time per phase, in seconds, and VmRSS at its end (KiB);
+    entering a phase also tells `par` what this rank is doing (for the failure
+    record)."""
 
     par: Parallel | None = None
     times_s: dict = field(default_factory=dict)
+    rss_kib: dict = field(default_factory=dict)
 
     def __call__(self, name: str):
         timer = self
@@ -42,6 +44,7 @@ class PhaseTimer:
 
             def __exit__(self, *exc):
                 timer.times_s[name] = timer.times_s.get(name, 0.0) + time.perf_counter() - self.t0
+                timer.rss_kib[name] = kernel.memory_kib().get("VmRSS", 0)
 
         return _Ctx()
 
@@ -111,10 +114,11 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     with timer("setup_kernel"):
         kernel_settings = kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms,
                                               rng_seed=sim.rng_seed, settings=cfg.kernel)
-    mem_phases = {"base": kernel.memory_kib().get("VmRSS", 0)}
     with timer("build_network"):
         net = network.build(nest, cfg, timer=timer)
-    mem_phases["network"] = kernel.memory_kib().get("VmRSS", 0)
+    # VmRSS after kernel set-up, create, connect (= the network), warm-up, first chunk
+    mem_phases = {"base": timer.rss_kib["setup_kernel"], "create": timer.rss_kib["create"],
+                  "network": timer.rss_kib["build_network"]}
     local_neurons = network.local_neuron_count(nest, net)
     local_synapses = int(nest.GetKernelStatus("num_connections"))
 
@@ -158,6 +162,8 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             par.phase = "write_spikes"
             writer.append_chunk(t_start_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
             progress.t_model_reached_ms = t_start_ms + t_end
+            if "first_chunk" not in mem_phases:
+                mem_phases["first_chunk"] = kernel.memory_kib().get("VmRSS", 0)
             par.phase = "simulate"
             wall = time.perf_counter() - wall0
             remaining = wall / t_done_ms * (sim.t_sim_ms - t_done_ms)
@@ -181,7 +187,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "nest_timers_s": timers,
         "python_phases_s": timer.times_s,
         "memory_kib": kernel.memory_kib(),
-        "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up (beNNch's phases)
+        "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up, first chunk
         "kernel_settings": kernel_settings,
         "threads_per_rank": threads,
     }

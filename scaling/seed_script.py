@@ -1,9 +1,12 @@
 """Baseline A of the side-by-side benchmark: the seed notebook's Brunel network,
 written by hand with the NEST 3 API the way users do (NEST's
 examples/brunel_delta_nest.py), run on the PyPI wheel of nest-simulator.
-Records 50 + 50 neurons to memory, as the seed does. Prints one JSON line.
+Records 50 + 50 neurons to memory, as the seed does. Prints one JSON line (one
+per rank under mpirun, with an MPI NEST), with VmRSS after create, after
+connect, after the first 100 ms and the peak (VmHWM).
 
     python scaling/seed_script.py --threads 2 --t-sim-ms 1000
+    mpirun -n 2 .venv/bin/python scaling/seed_script.py --threads 1    # our MPI build
 """
 import argparse
 import json
@@ -21,6 +24,12 @@ p.add_argument("--seed", type=int, default=12345)
 args = p.parse_args()
 
 import nest  # noqa: E402
+
+
+def vm_mib(key: str) -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":")) / 1024.0
+
 
 nest.ResetKernel()
 nest.verbosity = nest.VerbosityLevel.WARNING
@@ -44,6 +53,7 @@ noise = nest.Create("poisson_generator", params={"rate": p_rate})
 espikes = nest.Create("spike_recorder")
 ispikes = nest.Create("spike_recorder")
 t_create = time.perf_counter() - t0
+rss_create = vm_mib("VmRSS")
 
 t0 = time.perf_counter()
 nest.CopyModel("static_synapse", "excitatory", {"weight": J, "delay": D})
@@ -55,17 +65,27 @@ nest.Connect(nodes_in[:50], ispikes, syn_spec="excitatory")
 nest.Connect(nodes_ex, nodes_ex + nodes_in, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
 nest.Connect(nodes_in, nodes_ex + nodes_in, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
 t_connect = time.perf_counter() - t0
+rss_connect = vm_mib("VmRSS")
 
 t0 = time.perf_counter()
-nest.Simulate(args.t_sim_ms)
+first_ms = min(100.0, args.t_sim_ms)  # the same spikes as one Simulate(t_sim_ms)
+nest.Simulate(first_ms)
+rss_first = vm_mib("VmRSS")
+nest_time_simulate = nest.GetKernelStatus("time_simulate")  # NEST resets it at every Simulate
+if args.t_sim_ms > first_ms:
+    nest.Simulate(args.t_sim_ms - first_ms)
+    nest_time_simulate += nest.GetKernelStatus("time_simulate")
 t_simulate = time.perf_counter() - t0
 
 rate_ex = espikes.n_events / args.t_sim_ms * 1000.0 / 50
 rate_in = ispikes.n_events / args.t_sim_ms * 1000.0 / 50
 print(json.dumps({
-    "variant": "A: hand-written script, PyPI wheel",
+    "variant": "A: hand-written script",
+    "rank": nest.Rank(), "num_processes": nest.NumProcesses(),
+    "rss_after_create_mib": rss_create, "rss_after_connect_mib": rss_connect,
+    "rss_after_first_chunk_mib": rss_first, "vm_hwm_mib": vm_mib("VmHWM"),
     "create_s": t_create, "connect_s": t_connect, "simulate_s": t_simulate,
-    "nest_time_simulate_s": nest.GetKernelStatus("time_simulate"),
+    "nest_time_simulate_s": nest_time_simulate,
     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     "rate_e_hz": rate_ex, "rate_i_hz": rate_in,
     "synapses": nest.GetKernelStatus("num_connections"),
