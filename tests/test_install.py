@@ -66,3 +66,10 @@ def test_installed_package_ships_the_templates(installed, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for p in (ROOT / "jobscripts").glob("*.sbatch"):
         assert (tmp_path / "ex" / p.name).read_text() == p.read_text()
+
+
+def test_installed_package_ships_the_planner_table(installed, tmp_path):
+    assert (installed / "hpc_brunel" / "data" / "network_size.csv").exists()
+    proc = run_installed(installed, tmp_path, "plan", "--neurons", "125000", "--ranks", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "MiB per rank" in proc.stdout and "validation 125,000 neurons 2x1" in proc.stdout
