@@ -236,20 +236,22 @@ class Parallel:
             watchdog = threading.Timer(FAILURE_HOOK_TIMEOUT_S, self.abort, args=(EXIT_FAILURE,))
             watchdog.daemon = True
             watchdog.start()
-        notes = []
-        for hook in list(self.failure_hooks):
-            try:
-                hook(exc, phase)
-            except Exception as e:  # noqa: BLE001 - the record is best effort; the abort is not
-                notes.append(f"(could not record the failure: {type(e).__name__}: {e})")
-        traceback.print_exception(exc, file=sys.stderr)
-        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        ranks = f"aborting all {self.size} ranks (MPI_Abort)" if self.size > 1 else "exiting"
-        print(f"hpc_brunel: error: rank {self.rank} failed in phase '{phase}': {what}; {ranks}",
-              *notes, file=sys.stderr, flush=True)
-        if watchdog is not None:
-            watchdog.cancel()
-            self.abort(EXIT_FAILURE)
+        try:
+            notes = []
+            for hook in list(self.failure_hooks):
+                try:
+                    hook(exc, phase)
+                except BaseException as e:  # noqa: BLE001 - even a 2nd Ctrl-C: the record is best effort, the abort is not
+                    notes.append(f"(could not record the failure: {type(e).__name__}: {e})")
+            traceback.print_exception(exc, file=sys.stderr)
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ranks = f"aborting all {self.size} ranks (MPI_Abort)" if self.size > 1 else "exiting"
+            print(f"hpc_brunel: error: rank {self.rank} failed in phase '{phase}': {what}; {ranks}",
+                  *notes, file=sys.stderr, flush=True)
+        finally:  # whatever happened above (a broken pipe, another signal), the job ends
+            if watchdog is not None:
+                watchdog.cancel()
+                self.abort(EXIT_FAILURE)
 
 
 def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:

@@ -202,7 +202,7 @@ def _from_sonata(path, record, cfg, statistics, pops, t_start_ms, t_stop_ms, neu
         root = f["spikes"]
         lo = float(root.attrs.get("hpc_brunel_t_start_ms", cfg.simulation.presim_ms))
         hi = float(root.attrs.get("hpc_brunel_t_stop_ms", record.get("t_model_reached_ms") or lo))
-        partial = bool(root.attrs.get("hpc_brunel_partial", record.get("status") != "complete"))
+        partial = bool(root.attrs.get("hpc_brunel_partial", record.get("status") not in ("complete", "terminated")))
         t0, t1 = _clip(t_start_ms, t_stop_ms, lo, hi)
         for p in pops:
             g = root[p]
@@ -234,7 +234,8 @@ def _from_rank_files(path, record, cfg, statistics, pops, t_start_ms, t_stop_ms,
         t_ends = [f["chunks/t_end_ms"][:] for f in files]
         hi = min((float(t[-1]) if len(t) else lo) for t in t_ends)
         t0, t1 = _clip(t_start_ms, t_stop_ms, lo, hi)
-        partial = record.get("status") != "complete" or hi < float(record.get("t_model_reached_ms") or hi)
+        partial = (record.get("status") not in ("complete", "terminated")
+                   or hi < float(record.get("t_model_reached_ms") or hi))
         spikes = {}
         for p in pops:
             n = n_rec or getattr(cfg.network, f"n_{p}")

@@ -368,15 +368,25 @@ def command(args, par: Parallel, resolve_config) -> int:
             print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
 
+    # NEST checks: each rank checks its own NEST (ldd, rank numbers); the decision is shared,
+    # so that no rank leaves while the others wait in the next collective.
     par.phase = "import_nest"
-    try:
-        kernel.precheck_mpi(par)  # before anything imports NEST
-        nest = kernel.import_nest()
-        kernel.check_nest(nest, par)
-    except kernel.NestSetupError as e:
-        if par.is_root:
-            print(f"hpc_brunel: error: {e}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+    nest = None
+    for step in ("precheck", "import"):
+        err = None
+        try:
+            if step == "precheck":
+                kernel.precheck_mpi(par)  # before anything imports NEST
+            else:
+                nest = kernel.import_nest()
+                kernel.check_nest(nest, par)
+        except kernel.NestSetupError as e:
+            err = str(e)
+        err = par.first_error(err)
+        if err:
+            if par.is_root:
+                print(f"hpc_brunel: error: {err}", file=sys.stderr, flush=True)
+            return EXIT_BAD_INPUT
     # [kernel] settings: tried on a fresh kernel before anything is written; same decision on every rank
     par.phase = "check_kernel_settings"
     err = par.first_error(kernel.check_kernel_settings(nest, cfg.kernel))

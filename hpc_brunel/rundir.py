@@ -145,7 +145,11 @@ class RunLock:
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise RunDirError(f"--run-dir {self.path.parent}: cannot open {self.path.name} for writing "
+                                  f"({e.strerror}); is it another user's run or a read-only file system?") from None
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -209,16 +213,18 @@ class RunLock:
         path = Path(run_dir) / LOCK
         if not path.exists():
             return False
-        try:
-            fd = os.open(path, os.O_RDWR)
+        try:  # read-only and a shared lock: works on another user's run and on a read-only mount
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return False
+        except OSError:
+            return None
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno in NO_LOCKS_ERRNOS:
                 return _holder_alive(path)
-            return True
+            return True if e.errno in (errno.EACCES, errno.EAGAIN) else None
         finally:
             os.close(fd)
         return False

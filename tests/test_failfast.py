@@ -118,3 +118,26 @@ def test_sigterm_to_mpirun_gives_a_terminated_run_that_analyze_takes(tmp_path, l
     assert 0 < rec["t_model_reached_ms"] < 60000
     ana = hpc_brunel("analyze", run_dir, "--no-plots", check=True)
     assert "stopped early by a signal" in ana.stdout
+
+
+def test_nest_check_failing_on_one_rank_only_ends_every_rank(tmp_path, launch):
+    """A NEST set-up problem seen by one rank (its own ldd/rank check) is a collective
+    decision: exit 2 everywhere, one line, nothing created — not one rank leaving
+    while the others wait in the next collective."""
+    run_dir = tmp_path / "nestcheck"
+    job, code, out, err = run_with_fault(launch, run_dir, "check_nest:1")
+    assert code == 2, err[-2000:]
+    assert job.ended - job.started < BOUND_S and job.session_pids() == []
+    lines = [ln for ln in err.splitlines() if "hpc_brunel: error:" in ln]
+    assert len(lines) == 1 and "injected fault" in lines[0], err
+    assert not run_dir.exists()
+
+
+def test_interrupt_while_recording_the_failure_still_ends_the_job(tmp_path, launch):
+    """A second Ctrl-C (KeyboardInterrupt) inside the failure hook: the record is lost,
+    the abort is not."""
+    run_dir = tmp_path / "hookint"
+    job, code, out, err = run_with_fault(launch, run_dir, "append_chunk:1:3,hook_interrupt:1")
+    assert code != 0 and job.session_pids() == []
+    assert job.ended - job.started < BOUND_S
+    assert "could not record the failure: KeyboardInterrupt" in err and "MPI_Abort" in err

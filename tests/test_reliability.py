@@ -190,7 +190,12 @@ def test_sigterm_stops_every_rank_at_a_chunk_boundary(tmp_path, launch):
     for r in range(2):
         with h5py.File(run_dir / f"rank_0000{r}.h5", "r") as f:
             assert f["chunks/t_end_ms"][-1] == rec["t_model_reached_ms"] and "meta" in f
-    # a clean stop at a chunk boundary is a consistent, shorter run: analyze takes it as it is
+    # a clean stop at a chunk boundary is a consistent, shorter run: load_run (from the rank files,
+    # before any gather) and analyze take it as it is
+    from hpc_brunel import load_run
+
+    run = load_run(run_dir)
+    assert run.source != "spikes.h5" and run.partial is False and run.t_stop_ms == rec["t_model_reached_ms"]
     ana = hpc_brunel("analyze", run_dir, "--no-plots", check=True)
     assert "stopped early by a signal" in ana.stdout
     a = json.loads((run_dir / "analysis.json").read_text())

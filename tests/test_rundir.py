@@ -158,3 +158,23 @@ def test_validation_keeps_what_nest_accepts():
     resolve(overrides=[{"network": {"n_excitatory": 1000, "indegree_excitatory": 1000, "allow_autapses": False}}])
     resolve(overrides=[{"network": {"eta": 0.0}}])
     json.dumps(RunConfig().to_dict())
+
+
+def test_lock_of_a_run_we_may_not_write(tmp_path, monkeypatch):
+    """Another user's run, or a read-only mount: is_held still answers (read-only open,
+    shared lock) and prepare refuses with one line instead of a traceback."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rundir.write_run_json(run_dir, {"layout_version": rundir.RUN_LAYOUT_VERSION, "status": "running"})
+    (run_dir / rundir.LOCK).write_text("host=x pid=1 since=x\n")
+    real_open = os.open
+
+    def no_write_open(path, flags, *a):
+        if str(path).endswith(rundir.LOCK) and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", no_write_open)
+    assert RunLock.is_held(run_dir) is False  # nobody holds it: the run was killed
+    with pytest.raises(RunDirError, match="cannot open run.lock for writing"):
+        rundir.prepare(run_dir, overwrite=True)

@@ -1,13 +1,17 @@
 """Test-only fault injection for real multi-rank runs (never imported by the package).
 
 The tests put this directory first on PYTHONPATH, so every rank imports it at
-start-up. HPC_BRUNEL_TEST_FAULT=TARGET:RANK[:CALL] makes the given rank raise in
-the given place, the CALL-th time it gets there (default: the first):
+start-up. HPC_BRUNEL_TEST_FAULT=TARGET:RANK[:CALL][,TARGET:RANK[:CALL]...] makes
+the given rank raise in the given place, the CALL-th time it gets there (default:
+the first):
 
   open_rank_file  OSError from RankSpikeWriter.__init__  (cannot create the rank file)
   append_chunk    OSError from RankSpikeWriter.append_chunk (a chunk write fails mid-run)
   provenance      RuntimeError from provenance.versions (rank 0, preparing the run directory)
   analyze         RuntimeError from analyze.compute_streaming (the analysis after a complete run)
+  check_nest      NestSetupError from kernel.check_nest (this rank's NEST disagrees)
+  hook_interrupt  KeyboardInterrupt from rundir.record_failure (a 2nd Ctrl-C while the
+                  failure is being recorded)
 
 The rank is read from the launcher's variables, as hpc_brunel itself does.
 """
@@ -44,17 +48,22 @@ def _install(spec: str) -> None:
             return original(self, *a, **kw)
 
         setattr(cls, name, faulty)
-    elif target in ("provenance", "analyze"):
+    elif target in ("provenance", "analyze", "check_nest", "hook_interrupt"):
         import importlib
 
-        module, func = ("hpc_brunel.provenance", "versions") if target == "provenance" else \
-            ("hpc_brunel.analyze", "compute_streaming")
+        module, func, error = {
+            "provenance": ("hpc_brunel.provenance", "versions", RuntimeError),
+            "analyze": ("hpc_brunel.analyze", "compute_streaming", RuntimeError),
+            "check_nest": ("hpc_brunel.kernel", "check_nest", None),
+            "hook_interrupt": ("hpc_brunel.rundir", "record_failure", KeyboardInterrupt),
+        }[target]
         mod = importlib.import_module(module)
+        error = error or mod.NestSetupError
         original = getattr(mod, func)
 
         def faulty(*a, **kw):
             if due():
-                raise RuntimeError(f"injected fault: {spec}")
+                raise error(f"injected fault: {spec}")
             return original(*a, **kw)
 
         setattr(mod, func, faulty)
@@ -62,5 +71,5 @@ def _install(spec: str) -> None:
         raise ValueError(f"HPC_BRUNEL_TEST_FAULT={spec}: unknown target {target!r}")
 
 
-if _spec:
-    _install(_spec)
+for _one in filter(None, _spec.split(",")):
+    _install(_one)
