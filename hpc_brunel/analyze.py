@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import gather as gather_mod
-from . import meanfield, rundir, stats, stream_stats
+from . import meanfield, regimes, rundir, stats, stream_stats
 from .config import RunConfig, from_dict
 
 ANALYSIS_SCHEMA_VERSION = 1
@@ -41,9 +41,7 @@ def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
     t_all = np.concatenate([spikes["excitatory"][1], spikes["inhibitory"][1]])
     out["network"] = stats.population_stats(ids_all, t_all, n_e + int(spikes["inhibitory"][2]["n_neurons"]),
                                             t_start_ms, t_stop_ms)
-    net = out["network"]
-    out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["synchrony_chi_10ms"],
-                                          net["rate_mean_hz"])
+    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms)
     return out
 
 
@@ -64,7 +62,7 @@ def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
     -------
     dict
         population name and "network" -> statistics dict (as `stats.population_stats`),
-        "regime" -> label.
+        "regime" -> regimes.RegimeLabel.
     """
     attrs = gather_mod.sonata_populations(spike_file)
     accs = {}
@@ -75,9 +73,7 @@ def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
         accs[p] = acc
     out = {p: accs[p].result().to_dict() for p in POPS}
     out["network"] = stream_stats.combine_populations([accs[p] for p in POPS]).to_dict()
-    net = out["network"]
-    out["regime"] = stats.classify_regime(net["cv_isi_mean"], net["synchrony_chi"], net["synchrony_chi_10ms"],
-                                          net["rate_mean_hz"])
+    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms)
     return out
 
 
@@ -134,8 +130,11 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
                        "V_reset_mv": cfg.neuron.v_reset_mv, "rng_seed": cfg.simulation.rng_seed},
         "decomposition": record["decomposition"],
         "populations": {p: result[p] for p in (*POPS, "network")},
-        "regime": result["regime"],
-        "regime_thresholds": stats.REGIME_THRESHOLDS,
+        "regime": result["regime"].label,
+        "regime_reason": result["regime"].reason,
+        "regime_best_guess": result["regime"].best_guess,
+        "regime_thresholds": regimes.REGIME_THRESHOLDS,
+        "regime_min_data": regimes.MIN_DATA,
         "meanfield_rate_hz": mf,
         "rate_vs_meanfield": result["network"]["rate_mean_hz"] / mf if mf > 0 else None,
         "timings_s": {"gather": t_gather, "statistics": t_stats},
@@ -144,7 +143,7 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
     if plots:
         t2 = time.perf_counter()
         title = (f"Brunel network, g={cfg.network.relative_inhibition:g}, eta={cfg.network.eta:g}: "
-                 f"{result['regime']}")
+                 f"{result['regime'].label}")
         from . import plots as P
 
         # the raster shows the last P.RASTER_WINDOW_MS: read only those spikes
@@ -170,6 +169,8 @@ ROWS = [
     ("Fano 5 ms", "fano_5ms", "{:.2f}"),
     ("synchrony chi 1 ms", "synchrony_chi", "{:.3f}"),
     ("synchrony chi 10 ms", "synchrony_chi_10ms", "{:.3f}"),
+    ("chi_inf 1 ms", "synchrony_chi_inf", "{:.3f}"),
+    ("chi_inf 10 ms", "synchrony_chi_10ms_inf", "{:.3f}"),
     ("PSD peak [Hz]", "psd_peak_hz", "{:.1f}"),
     ("PSD peak / mean", "psd_peak_ratio", "{:.1f}"),
 ]
@@ -190,6 +191,8 @@ def summary_table(a: dict) -> str:
     lines.append("-" * sum(w))
     lines.append(f"mean-field rate {a['meanfield_rate_hz']:.2f} Hz; measured/theory "
                  f"{_fmt('{:.3f}', a['rate_vs_meanfield'])}; regime: {a['regime']}"
+                 + (f" (best guess {a['regime_best_guess']})" if a["regime"] == regimes.UNDETERMINED else "")
+                 + f"\n  because {a['regime_reason']}"
                  + ("  [PARTIAL run]" if a["partial"] else "")
                  + (f"  [run stopped early by a signal at {a['window_ms'][1]:.1f} of {a['t_sim_requested_ms']:.1f} ms]"
                     if a["run_status"] == "terminated" and not a["partial"] else ""))
@@ -205,6 +208,10 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
         "",
         f"**Regime (from the spikes): {a['regime']}** · mean-field rate {a['meanfield_rate_hz']:.2f} Hz · "
         f"measured {pops['network']['rate_mean_hz']:.2f} Hz",
+        "",
+        f"Why: {a['regime_reason']}"
+        + (f" (the point estimates alone would say {a['regime_best_guess']})" if a["regime"] == regimes.UNDETERMINED
+           else "") + ".",
         "",
     ]
     if a["partial"]:
@@ -248,7 +255,8 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
         f"| mean-field rate [Hz] | {a['meanfield_rate_hz']:.2f} | {a['meanfield_rate_hz']:.2f} | "
         f"{a['meanfield_rate_hz']:.2f} |",
         "",
-        "Regime thresholds (hpc_brunel.stats.REGIME_THRESHOLDS): "
+        "Regime thresholds (hpc_brunel.regimes.REGIME_THRESHOLDS; chi_inf is chi corrected for the number of "
+        "recorded neurons): "
         + ", ".join(f"{k} = {v}" for k, v in a["regime_thresholds"].items()),
         "",
     ]

@@ -184,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--ranks", type=_positive_int, default=1, help="ranks per point")
     sw.add_argument("--threads", type=_positive_int, default=1, help="threads per rank per point")
     sw.add_argument("--scale", type=float, default=1.0,
-                    help="fraction of the full network (neurons and in-degrees); < 1 prints a warning")
+                    help="fraction of the full network's neurons, 0.1..1: the in-degrees C_E = 1000, C_I = 250 stay "
+                         "(the mean field is unchanged, the connection probability grows); < 1 prints a warning")
+    sw.add_argument("--v-init", choices=("uniform", "fixed"), default="uniform",
+                    help="initial membrane potentials: uniform between E_L and V_th (default; reaches the low-eta "
+                         "SI-slow states) or fixed at neuron.v_init_mv (0 mV)")
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="sweep directory (resumes if it exists)")
     sw.add_argument("--slurm", action="store_true", help="submit as a SLURM job array plus a collect job")
     sw.add_argument("--collect-only", action="store_true", help="only (re)draw the table and diagram from --out")
@@ -369,24 +373,26 @@ def cmd_sweep(args) -> int:
             return EXIT_BAD_INPUT
     try:
         points = S.grid(S.parse_range(args.g_range, "g"), S.parse_range(args.eta_range, "eta"))
-        if not (0 < args.scale <= 1):
-            raise ConfigError(f"--scale {args.scale}: allowed 0 < scale <= 1")
+        S.scaled_sizes(args.scale)  # checks the range
         if not (20 <= args.t_sim_ms < float("inf")):
             raise ConfigError(f"--t-sim-ms {args.t_sim_ms}: allowed a finite number >= 20 ms")
     except ConfigError as e:
         print(f"hpc_brunel: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     sweep = S.Sweep(points, t_sim_ms=args.t_sim_ms, seed=args.seed, ranks=args.ranks, threads=args.threads,
-                    scale=args.scale)
+                    scale=args.scale, v_init=args.v_init)
     if args.scale < 1:
-        print(f"WARNING: sweep on a scaled-down network ({args.scale:g} of 12,500 neurons, in-degrees scaled too): "
-              "finite-size effects move the regime boundaries; the paper's diagram is for the full network",
-              file=sys.stderr)
+        n_e, n_i = S.scaled_sizes(args.scale)
+        print(f"WARNING: sweep on a scaled-down network: N_E = {n_e}, N_I = {n_i} ({args.scale:g} of the neurons) "
+              "with the paper's in-degrees C_E = 1000, C_I = 250, J and D: the mean field is unchanged, the "
+              f"connection probability is {0.1 / args.scale:.2g} instead of 0.1, and the extra shared input moves "
+              "the boundaries of the synchronous states", file=sys.stderr)
     if args.out.exists() and (args.out / S.SWEEP_JSON).exists():
         old = S.Sweep.load(args.out)
-        if (old.t_sim_ms, old.seed, old.scale) != (sweep.t_sim_ms, sweep.seed, sweep.scale):
-            print(f"hpc_brunel: error: --out {args.out} holds a sweep with other settings (t_sim_ms, seed, scale = "
-                  f"{old.t_sim_ms}, {old.seed}, {old.scale}); choose another --out", file=sys.stderr)
+        if (old.t_sim_ms, old.seed, old.scale, old.v_init) != (sweep.t_sim_ms, sweep.seed, sweep.scale, sweep.v_init):
+            print(f"hpc_brunel: error: --out {args.out} holds a sweep with other settings (t_sim_ms, seed, scale, "
+                  f"v_init = {old.t_sim_ms}, {old.seed}, {old.scale}, {old.v_init}); choose another --out",
+                  file=sys.stderr)
             return EXIT_BAD_INPUT
     if args.slurm:
         from .jobscript import Cluster, submit_sweep

@@ -20,6 +20,7 @@ from pathlib import Path
 CONFIG_SCHEMA_VERSION = 1
 
 NEURON_MODELS = ("iaf_psc_delta",)
+V_INIT_DISTRIBUTIONS = ("fixed", "uniform")
 SYNAPSE_MODELS = ("static_synapse_hom_w", "static_synapse")
 
 # Brunel (2000), Fig. 8: (g, eta) of the four example states. Everything else is
@@ -65,7 +66,11 @@ class NeuronConfig:
     tau_m_ms: float = 20.0
     c_m_pf: float = 1.0
     e_l_mv: float = 0.0
-    v_init_mv: float = 0.0
+    v_init_mv: float = 0.0  # V_m at t = 0 with v_init_distribution = "fixed"
+    # "fixed": every neuron starts at v_init_mv; "uniform": V_m(0) drawn per neuron
+    # uniformly between e_l_mv and v_threshold_mv (NEST's RNG: the same seed and
+    # number of virtual processes give the same values whatever the rank split)
+    v_init_distribution: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -151,9 +156,10 @@ class RunConfig:
     # ---- derived quantities -------------------------------------------------
     @property
     def nu_threshold_hz(self) -> float:
-        """External rate per synapse that brings the free membrane to threshold."""
+        """External rate per synapse that brings the free membrane to threshold:
+        nu_thr = (V_th - E_L) / (J C_E tau_m) (Brunel 2000, with voltages relative to rest)."""
         n, nu = self.network, self.neuron
-        return 1000.0 * nu.v_threshold_mv / (n.weight_mv * n.indegree_excitatory * nu.tau_m_ms)
+        return 1000.0 * (nu.v_threshold_mv - nu.e_l_mv) / (n.weight_mv * n.indegree_excitatory * nu.tau_m_ms)
 
     @property
     def poisson_rate_hz(self) -> float:
@@ -370,12 +376,8 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"V_th > neuron.e_l_mv ({nu.e_l_mv})")
     need(nu.v_init_mv < nu.v_threshold_mv, "neuron.v_init_mv", nu.v_init_mv,
          f"V_m(0) < neuron.v_threshold_mv ({nu.v_threshold_mv})")
-    # The drive is eta * nu_thr * C_E with nu_thr = V_th / (J C_E tau_m): a threshold at or below
-    # 0 mV makes NEST's poisson_generator refuse a negative rate (or give none at all).
-    need(nu.v_threshold_mv > 0 or n.eta == 0, "neuron.v_threshold_mv", nu.v_threshold_mv,
-         f"V_th > 0 mV: the external Poisson rate eta * V_th / (J tau_m) would be {cfg.poisson_rate_hz:.4g} Hz "
-         "(voltages in this model are relative to rest: keep neuron.e_l_mv = 0 and give V_th, V_reset relative "
-         "to it)")
+    need(nu.v_init_distribution in V_INIT_DISTRIBUTIONS, "neuron.v_init_distribution", nu.v_init_distribution,
+         " or ".join(f'"{d}"' for d in V_INIT_DISTRIBUTIONS) + " (uniform: between neuron.e_l_mv and neuron.v_threshold_mv)")
 
     need(0.001 <= s.resolution_ms <= 10.0, "simulation.resolution_ms", s.resolution_ms, "0.001 ms <= dt <= 10 ms")
     # NEST's time base is 0.001 ms (tics): dt must be a whole number of tics.

@@ -45,6 +45,15 @@ def neuron_params(cfg: RunConfig) -> dict:
     }
 
 
+def initial_state(nest, cfg: RunConfig) -> dict | None:
+    """V_m at t = 0: neuron.v_init_mv for every neuron (in the defaults), or drawn
+    per neuron uniformly in [E_L, V_th) by NEST's per-VP random streams."""
+    nu = cfg.neuron
+    if nu.v_init_distribution == "uniform":
+        return {"V_m": nest.random.uniform(min=nu.e_l_mv, max=nu.v_threshold_mv)}
+    return None
+
+
 def build(nest, cfg: RunConfig, timer=None) -> Network:
     """Create, then connect. `timer(name)`, if given, is a context manager that
     times the "create" and "connect" parts (beNNch's py_time_create/_connect)."""
@@ -61,8 +70,8 @@ def build(nest, cfg: RunConfig, timer=None) -> Network:
 def _create(nest, cfg: RunConfig) -> Network:
     n = cfg.network
     nest.SetDefaults(cfg.neuron.model, neuron_params(cfg))
-    exc = nest.Create(cfg.neuron.model, n.n_excitatory)
-    inh = nest.Create(cfg.neuron.model, n.n_inhibitory)
+    exc = nest.Create(cfg.neuron.model, n.n_excitatory, params=initial_state(nest, cfg))
+    inh = nest.Create(cfg.neuron.model, n.n_inhibitory, params=initial_state(nest, cfg))
     noise = nest.Create("poisson_generator", params={"rate": cfg.poisson_rate_hz})
     neurons = {"excitatory": exc, "inhibitory": inh}
 

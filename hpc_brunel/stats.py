@@ -1,7 +1,8 @@
 """Spike-train statistics of the Brunel network: pure functions on numpy arrays
 (node ids 0..n-1 within a population, spike times in ms). No NEST, no MPI, no files.
 
-Regime thresholds live in REGIME_THRESHOLDS, and only there.
+The regime labels built on these statistics (thresholds, the finite-size rule
+and "undetermined") are in hpc_brunel.regimes.
 """
 from __future__ import annotations
 
@@ -9,28 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
-
-# --- regime classification: every threshold in one place --------------------
-# Golomb's chi on two time scales separates the states: on 1 ms bins it sees the
-# fast (~180 Hz) population oscillation of SI-fast, on 10 ms bins it averages
-# that out and sees the slow (~20-30 Hz) oscillation of SI-slow.
-# Measured on the full 12,500-neuron network, 300 ms (first 100 ms discarded),
-# 2x1 decomposition, seeds 1-3, and 600 ms seed 12345 (excitatory population):
-#   preset (g, eta)     CV(ISI)       chi 1 ms      chi 10 ms     PSD peak
-#   SR      (3, 2)      0.001         0.50-0.51     0.50-0.51     330 Hz
-#   SI-fast (6, 4)      0.61-0.78     0.18-0.23     0.11-0.12     180-195 Hz
-#   AI      (5, 2)      0.37-0.41     0.09-0.11     0.08-0.11     110-140 Hz (weak)
-#   SI-slow (4.5, 0.9)  0.24-0.39*    0.12-0.15     0.24-0.36     15-35 Hz
-# (* biased low: ~2 spikes per neuron in 200 ms, so CV alone must not decide SR)
-REGIME_THRESHOLDS = {
-    "regular_cv_max": 0.2,  # SR: mean CV(ISI) below this...
-    "sr_chi_min": 0.3,  # ...and chi (1 ms) at least this: synchronous regular
-    "slow_chi_10ms_min": 0.17,  # chi on 10 ms bins at least this: SI-slow
-    "fast_chi_1ms_min": 0.15,  # else chi on 1 ms bins at least this: SI-fast; else AI
-    "silent_rate_hz": 0.1,  # mean rate below this: "silent" (no drive; none of Brunel's four states)
-}
-REGIMES = ("SR", "SI-fast", "AI", "SI-slow", "silent")
-
 
 def firing_rates_hz(ids: np.ndarray, n_neurons: int, duration_ms: float) -> np.ndarray:
     """Per-neuron firing rate [Hz] for all n_neurons (silent ones included)."""
@@ -79,23 +58,96 @@ def synchrony_chi(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start
         chi^2 = Var_t[ mean_i c_i(t) ] / mean_i Var_t[ c_i(t) ]
 
     chi is 1 for identical trains and ~1/sqrt(N) for independent ones; Brunel &
-    Hakim (1999) use the same normalised variance of the population activity."""
+    Hakim (1999) use the same normalised variance of the population activity.
+    `synchrony` gives chi with its finite-size correction."""
+    return synchrony(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, bin_ms).chi
+
+
+@dataclass(frozen=True)
+class Synchrony:
+    """Golomb's chi of N recorded neurons and chi corrected for the finite-size floor.
+
+    With N neurons, chi^2 = 1/N + (N - 1)/N * rho, where rho = sum_{i != j} cov_ij /
+    ((N - 1) sum_i var_i) is the (variance-weighted) mean pairwise correlation of the
+    binned counts: independent trains give chi ~ 1/sqrt(N) however asynchronous the
+    network is. ``chi_inf = sqrt(max(rho, 0))`` is what chi would be for all neurons
+    of an infinitely large population (for the 12,500-neuron network chi and chi_inf
+    differ by < 1e-3 at chi ~ 0.1), so one threshold holds whatever the number of
+    recorded neurons. ``rho_se`` is the standard error of rho: batch means of the
+    population variance over N_BLOCKS contiguous blocks of the window (it grows for
+    few neurons, few spikes, short windows and slow oscillations)."""
+
+    chi: float
+    rho: float
+    rho_se: float
+    n_neurons: int
+
+    @property
+    def chi_inf(self) -> float:
+        return float(np.sqrt(max(self.rho, 0.0))) if np.isfinite(self.rho) else float("nan")
+
+    def chi_inf_interval(self, n_se: float) -> tuple[float, float]:
+        """chi_inf at rho -+ n_se standard errors (clipped at 0)."""
+        lo, hi = self.rho - n_se * self.rho_se, self.rho + n_se * self.rho_se
+        return float(np.sqrt(max(lo, 0.0))), float(np.sqrt(max(hi, 0.0)))
+
+
+NAN_SYNCHRONY = Synchrony(float("nan"), float("nan"), float("nan"), 0)
+N_BLOCKS = 10  # blocks for the standard error of rho (batch means)
+
+
+def synchrony_from_counts(pop_counts: np.ndarray, mean_var_i: float, n_neurons: int) -> Synchrony:
+    """`Synchrony` from the population's spike counts per bin and the mean over
+    neurons of each neuron's variance of its binned counts.
+
+    Parameters
+    ----------
+    pop_counts : numpy.ndarray
+        Spikes of all N neurons per bin (the window's bins, in time order).
+    mean_var_i : float
+        mean_i Var_t[c_i(t)] over the N neurons (silent neurons included).
+    n_neurons : int
+        N.
+
+    Returns
+    -------
+    Synchrony
+    """
+    n_bins = len(pop_counts)
+    if n_bins < 2 or pop_counts.sum() == 0 or not mean_var_i > 0:
+        return NAN_SYNCHRONY
+    x = pop_counts / n_neurons
+    dev2 = (x - x.mean()) ** 2
+    chi2 = dev2.mean() / mean_var_i
+    chi = float(np.sqrt(chi2))
+    if n_neurons < 2:
+        return Synchrony(chi, float("nan"), float("nan"), int(n_neurons))
+    k = n_neurons / (n_neurons - 1.0)
+    rho = k * (chi2 - 1.0 / n_neurons)
+    n_blocks = int(min(N_BLOCKS, n_bins))
+    block_var = np.array([blk.mean() for blk in np.array_split(dev2, n_blocks)])
+    rho_se = k * float(block_var.std(ddof=1)) / np.sqrt(n_blocks) / mean_var_i
+    return Synchrony(chi, float(rho), rho_se, int(n_neurons))
+
+
+def synchrony(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start_ms: float, t_stop_ms: float,
+              bin_ms: float = 1.0) -> Synchrony:
+    """Golomb's chi and its finite-size correction (`Synchrony`) from spikes
+    (node ids 0..n_neurons-1, times in ms) in [t_start_ms, t_stop_ms)."""
     n_bins = int(round((t_stop_ms - t_start_ms) / bin_ms))
     if n_bins < 2 or len(ids) == 0:
-        return float("nan")
+        return NAN_SYNCHRONY
     b = np.floor((times_ms - t_start_ms) / bin_ms).astype(np.int64)
     ok = (b >= 0) & (b < n_bins)
     b, i = b[ok], ids[ok].astype(np.int64)
-    pop = np.bincount(b, minlength=n_bins) / n_neurons
-    var_pop = pop.var()
+    pop = np.bincount(b, minlength=n_bins)
     # Per-neuron variance without a dense neuron x bin matrix.
-    _, c = np.unique(i * n_bins + b, return_counts=True)
-    key_neuron = np.unique(i * n_bins + b) // n_bins
+    keys, c = np.unique(i * n_bins + b, return_counts=True)
+    key_neuron = keys // n_bins
     sum_c = np.bincount(i, minlength=n_neurons)[:n_neurons].astype(float)
     sum_c2 = np.bincount(key_neuron, weights=c.astype(float) ** 2, minlength=n_neurons)[:n_neurons]
     var_i = sum_c2 / n_bins - (sum_c / n_bins) ** 2
-    mean_var_i = var_i.mean()
-    return float(np.sqrt(var_pop / mean_var_i)) if mean_var_i > 0 else float("nan")
+    return synchrony_from_counts(pop, float(var_i.mean()), n_neurons)
 
 
 @dataclass
@@ -155,8 +207,8 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
         "cv_isi_n_neurons": int(len(cv)),
         "fano_1ms": fano_factor(c1),
         "fano_5ms": fano_factor(c5),
-        "synchrony_chi": synchrony_chi(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 1.0),
-        "synchrony_chi_10ms": synchrony_chi(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 10.0),
+        **synchrony_fields(synchrony(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 1.0),
+                           synchrony(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, 10.0)),
         "psd_peak_hz": spec.peak_hz,
         "psd_peak_ratio": spec.peak_ratio,
         "_rates_hz": rates,
@@ -166,16 +218,11 @@ def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_st
     }
 
 
-def classify_regime(cv_mean: float, chi_1ms: float, chi_10ms: float, rate_hz: float = float("inf"),
-                    thresholds: dict = REGIME_THRESHOLDS) -> str:
-    """Brunel's four states from measured quantities alone (never from parameters)."""
-    t = thresholds
-    if not rate_hz >= t["silent_rate_hz"]:
-        return "silent"
-    if cv_mean < t["regular_cv_max"] and chi_1ms >= t["sr_chi_min"]:
-        return "SR"
-    if chi_10ms >= t["slow_chi_10ms_min"]:
-        return "SI-slow"
-    if chi_1ms >= t["fast_chi_1ms_min"]:
-        return "SI-fast"
-    return "AI"
+SYNCHRONY_KEYS = ("synchrony_chi", "synchrony_chi_inf", "synchrony_rho", "synchrony_rho_se",
+                  "synchrony_chi_10ms", "synchrony_chi_10ms_inf", "synchrony_rho_10ms", "synchrony_rho_10ms_se")
+
+
+def synchrony_fields(s1: Synchrony, s10: Synchrony) -> dict:
+    """The synchrony entries of a population's statistics (1 ms and 10 ms bins)."""
+    vals = (s1.chi, s1.chi_inf, s1.rho, s1.rho_se, s10.chi, s10.chi_inf, s10.rho, s10.rho_se)
+    return dict(zip(SYNCHRONY_KEYS, vals))

@@ -14,7 +14,7 @@ What is carried across chunk borders (the accumulator's state):
   the chunk border;
 * the population histograms: counts per 1 ms and 5 ms bin (edges as
   `stats.population_counts`: Fano factors, Welch spectrum) and per 1 ms and
-  10 ms bin (floor binning as `stats.synchrony_chi`). These grow with the length
+  10 ms bin (floor binning as `stats.synchrony`). These grow with the length
   of the analysis window, not with the number of spikes: 8 bytes per bin, about
   18 bytes per ms of model time and population, 37 MB for 1000 s with E and I;
   we accept that.
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stats import Spectrum, spectrum_from_counts
+from .stats import Spectrum, Synchrony, spectrum_from_counts, synchrony_fields, synchrony_from_counts
 
 CHI_BINS_MS = (1.0, 10.0)
 FANO_BINS_MS = (1.0, 5.0)
@@ -119,8 +119,8 @@ class PopulationStats:
     cv_isi_n_neurons: int
     fano_1ms: float
     fano_5ms: float
-    synchrony_chi: float
-    synchrony_chi_10ms: float
+    synchrony_1ms: Synchrony  # chi on 1 ms bins, with its finite-size correction
+    synchrony_10ms: Synchrony  # chi on 10 ms bins
     psd_peak_hz: float
     psd_peak_ratio: float
     rates_hz: np.ndarray = field(repr=False)
@@ -128,11 +128,20 @@ class PopulationStats:
     cv: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     spectrum: Spectrum | None = field(default=None, repr=False)
 
+    @property
+    def synchrony_chi(self) -> float:
+        return self.synchrony_1ms.chi
+
+    @property
+    def synchrony_chi_10ms(self) -> float:
+        return self.synchrony_10ms.chi
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in (
             "n_neurons", "n_spikes", "rate_mean_hz", "rate_sd_hz", "rate_median_hz", "silent_fraction",
-            "cv_isi_mean", "cv_isi_median", "cv_isi_n_neurons", "fano_1ms", "fano_5ms", "synchrony_chi",
-            "synchrony_chi_10ms", "psd_peak_hz", "psd_peak_ratio")}
+            "cv_isi_mean", "cv_isi_median", "cv_isi_n_neurons", "fano_1ms", "fano_5ms")}
+        d.update(synchrony_fields(self.synchrony_1ms, self.synchrony_10ms))
+        d.update(psd_peak_hz=self.psd_peak_hz, psd_peak_ratio=self.psd_peak_ratio)
         d.update(_rates_hz=self.rates_hz, _duration_ms=self.duration_ms, _cv=self.cv, _spectrum=self.spectrum)
         return d
 
@@ -143,16 +152,15 @@ def fano_factor_from_counts(counts: np.ndarray) -> float:
     return float(counts.var() / m) if m > 0 else float("nan")
 
 
-def chi_from_moments(pop_counts: np.ndarray, sum_c: np.ndarray, sum_c2: np.ndarray, n_neurons: int,
-                     n_bins: int) -> float:
-    """Golomb's chi from the population counts per bin and the per-neuron sums
-    of the binned counts c and c**2 (the formula of `stats.synchrony_chi`)."""
+def synchrony_from_moments(pop_counts: np.ndarray, sum_c: np.ndarray, sum_c2: np.ndarray, n_neurons: int,
+                           n_bins: int) -> Synchrony:
+    """Golomb's chi and its finite-size correction (`stats.Synchrony`) from the
+    population counts per bin and the per-neuron sums of the binned counts c and
+    c**2 (the formula of `stats.synchrony`)."""
     if n_bins < 2 or pop_counts.sum() == 0:
-        return float("nan")
-    var_pop = (pop_counts / n_neurons).var()
+        return synchrony_from_counts(np.zeros(0), 0.0, n_neurons)
     var_i = sum_c2 / n_bins - (sum_c / n_bins) ** 2
-    mean_var_i = var_i.mean()
-    return float(np.sqrt(var_pop / mean_var_i)) if mean_var_i > 0 else float("nan")
+    return synchrony_from_counts(pop_counts, float(var_i.mean()), n_neurons)
 
 
 def cv_from_isi_moments(n_isi: np.ndarray, sum_isi_ms: np.ndarray, sum_isi2_ms2: np.ndarray,
@@ -300,7 +308,7 @@ class StreamingPopulationStats:
         if len(bd):
             min_isi_ms = min(min_isi_ms, float(bd.min()))
 
-        # chi: per-neuron binned counts (floor binning as stats.synchrony_chi)
+        # chi: per-neuron binned counts (floor binning as stats.synchrony)
         x = t - self.t_start_ms
         for c in self.chi.values():
             xb = x if c.bin_ms == 1.0 else x / c.bin_ms
@@ -404,7 +412,7 @@ def combine_populations(parts: list[StreamingPopulationStats]) -> PopulationStat
 
 def _finish(n_neurons, n_spikes, duration_ms, rates, cv, counts_1ms, counts_5ms, chi) -> PopulationStats:
     spec = spectrum_from_counts(counts_1ms, n_neurons)
-    chis = {b: chi_from_moments(pc, s1, s2, n_neurons, nb) for b, (pc, s1, s2, nb) in chi.items()}
+    sync = {b: synchrony_from_moments(pc, s1, s2, n_neurons, nb) for b, (pc, s1, s2, nb) in chi.items()}
     return PopulationStats(
         n_neurons=int(n_neurons),
         n_spikes=int(n_spikes),
@@ -417,8 +425,8 @@ def _finish(n_neurons, n_spikes, duration_ms, rates, cv, counts_1ms, counts_5ms,
         cv_isi_n_neurons=int(len(cv)),
         fano_1ms=fano_factor_from_counts(counts_1ms),
         fano_5ms=fano_factor_from_counts(counts_5ms),
-        synchrony_chi=chis[1.0],
-        synchrony_chi_10ms=chis[10.0],
+        synchrony_1ms=sync[1.0],
+        synchrony_10ms=sync[10.0],
         psd_peak_hz=spec.peak_hz,
         psd_peak_ratio=spec.peak_ratio,
         rates_hz=rates,

@@ -25,7 +25,8 @@ from .parallel import mpirun_argv
 
 SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
-LABEL_COLORS = {"SR": "#d62728", "SI-fast": "#ff7f0e", "AI": "#2ca02c", "SI-slow": "#1f77b4", "silent": "#bbbbbb"}
+LABEL_COLORS = {"SR": "#d62728", "SI-fast": "#ff7f0e", "AI": "#2ca02c", "SI-slow": "#1f77b4", "silent": "#bbbbbb",
+                "undetermined": "#ffffff"}
 
 
 @dataclass
@@ -45,7 +46,8 @@ class Sweep:
     seed: int = 12345
     ranks: int = 1
     threads: int = 1
-    scale: float = 1.0  # fraction of the full network (neurons and in-degrees)
+    scale: float = 1.0  # fraction of the full network's neurons; the in-degrees C_E, C_I stay
+    v_init: str = "uniform"  # neuron.v_init_distribution of every point
     extra_args: list[str] = field(default_factory=list)
 
     def save(self, d: Path) -> None:
@@ -56,17 +58,36 @@ class Sweep:
     def load(cls, d: Path) -> "Sweep":
         data = json.loads((Path(d) / SWEEP_JSON).read_text())
         data["points"] = [SweepPoint(**p) for p in data["points"]]
+        data.setdefault("v_init", "fixed")  # sweeps written before the option started at V_m = 0
         return cls(**data)
 
     def run_args(self, p: SweepPoint, run_dir: Path) -> list[str]:
-        base = RunConfig().network
         args = ["run", "--run-dir", str(run_dir), "--overwrite", "--no-analyze", "--g", f"{p.g:g}",
                 "--eta", f"{p.eta:g}", "--t-sim-ms", f"{self.t_sim_ms:g}", "--seed", str(self.seed),
-                "--threads", str(self.threads)]
+                "--threads", str(self.threads), "--set", f"neuron.v_init_distribution={self.v_init}"]
         if self.scale != 1.0:
-            for key in ("n_excitatory", "n_inhibitory", "indegree_excitatory", "indegree_inhibitory"):
-                args += ["--set", f"network.{key}={max(1, round(getattr(base, key) * self.scale))}"]
+            n_e, n_i = scaled_sizes(self.scale)
+            args += ["--set", f"network.n_excitatory={n_e}", "--set", f"network.n_inhibitory={n_i}"]
         return args + list(self.extra_args)
+
+
+def min_scale() -> float:
+    """The smallest --scale that keeps N >= C in both populations (C_E/N_E, C_I/N_I)."""
+    n = RunConfig().network
+    return max(n.indegree_excitatory / n.n_excitatory, n.indegree_inhibitory / n.n_inhibitory)
+
+
+def scaled_sizes(scale: float) -> tuple[int, int]:
+    """N_E, N_I of a network scaled by `scale`. Only the population sizes shrink:
+    the in-degrees C_E, C_I, the weight J and the delay stay, so the mean field
+    (which depends on C_E J, C_E J^2, g, eta) is the paper's; what changes is the
+    connection probability C/N (0.1 / scale) and so the amount of shared input,
+    which moves the boundaries of the synchronous states (finite-size effects)."""
+    if not (min_scale() <= scale <= 1):
+        raise ConfigError(f"--scale {scale:g}: allowed {min_scale():g} <= scale <= 1 (the populations shrink and "
+                          "the in-degrees C_E = 1000, C_I = 250 stay, so N must stay >= C)")
+    n = RunConfig().network
+    return round(n.n_excitatory * scale), round(n.n_inhibitory * scale)
 
 
 def grid(g_range: tuple[float, float, float], eta_range: tuple[float, float, float]) -> list[SweepPoint]:

@@ -132,3 +132,28 @@ def test_bad_kernel_settings_one_line(tmp_path, toml, needle):
     with pytest.raises(C.ConfigError) as e:
         C.resolve(str(p))
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_threshold_rate_is_relative_to_rest():
+    """nu_thr = (V_th - E_L) / (J C_E tau_m): the same network written with a resting
+    potential of -70 mV has the same drive (and the same mean field) as with E_L = 0."""
+    from hpc_brunel import meanfield
+
+    shifted = C.resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
+                                               "v_init_mv": -70.0}}])
+    base = C.RunConfig()
+    assert shifted.nu_threshold_hz == pytest.approx(10.0) == base.nu_threshold_hz
+    assert shifted.poisson_rate_hz == pytest.approx(20000.0)
+    assert meanfield.stationary_rate_for_config(shifted) == pytest.approx(
+        meanfield.stationary_rate_for_config(base), rel=1e-9)
+    # a threshold only 10 mV above rest halves the threshold rate
+    half = C.resolve(overrides=[{"neuron": {"e_l_mv": 10.0, "v_reset_mv": 15.0, "v_init_mv": 10.0}}])
+    assert half.nu_threshold_hz == pytest.approx(5.0)
+
+
+def test_initial_state_options():
+    assert C.RunConfig().neuron.v_init_distribution == "fixed"
+    cfg = C.resolve(overrides=[C.parse_override("neuron.v_init_distribution=uniform")])
+    assert cfg.neuron.v_init_distribution == "uniform"
+    with pytest.raises(C.ConfigError, match=r"neuron\.v_init_distribution.*fixed.*uniform"):
+        C.resolve(overrides=[C.parse_override("neuron.v_init_distribution=normal")])

@@ -48,10 +48,12 @@ BAD_INPUTS = {
     "infinite model time": (["--t-sim-ms", "inf"], "simulation.t_sim_ms"),
     "unwritable output directory": (_file_parent, "not writable"),
     "seed out of range": (["--seed", "0"], "simulation.rng_seed"),
-    # NEST raises BadProperty for a negative Poisson rate ...
-    "negative drive": (["--set", "neuron.e_l_mv=-70", "--set", "neuron.v_threshold_mv=-55",
-                        "--set", "neuron.v_reset_mv=-60", "--set", "neuron.v_init_mv=-70"], "neuron.v_threshold_mv"),
-    # ... and loops forever in Connect when C = N with neither autapses nor multapses
+    # a threshold below rest would make the drive eta (V_th - E_L) / (J tau_m) negative (NEST: BadProperty)
+    "threshold below rest": (["--set", "neuron.e_l_mv=-70", "--set", "neuron.v_threshold_mv=-75",
+                              "--set", "neuron.v_reset_mv=-80", "--set", "neuron.v_init_mv=-90"], "neuron.v_threshold_mv"),
+    "unknown initial-state distribution": (["--set", "neuron.v_init_distribution=gaussian"],
+                                           "neuron.v_init_distribution"),
+    # NEST loops forever in Connect when C = N with neither autapses nor multapses
     "in-degree NEST loops on": ([*SMALL, "--set", "network.indegree_inhibitory=200", "--set",
                                  "network.allow_autapses=false", "--set", "network.allow_multapses=false"],
                                 "network.indegree_inhibitory"),

@@ -134,10 +134,9 @@ def test_disk_estimate_follows_the_expected_rate():
 
 
 @pytest.mark.parametrize("overrides, name", [
-    ({"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -55.0, "v_reset_mv": -60.0, "v_init_mv": -70.0}},
+    ({"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -75.0, "v_reset_mv": -80.0, "v_init_mv": -70.0}},
      "neuron.v_threshold_mv"),
-    ({"neuron": {"v_threshold_mv": 0.0, "v_reset_mv": -10.0, "e_l_mv": -5.0, "v_init_mv": -5.0}},
-     "neuron.v_threshold_mv"),
+    ({"neuron": {"v_init_distribution": "gaussian"}}, "neuron.v_init_distribution"),
     ({"network": {"n_excitatory": 1000, "indegree_excitatory": 1000, "allow_autapses": False,
                   "allow_multapses": False}}, "network.indegree_excitatory"),
     ({"network": {"n_inhibitory": 250, "indegree_inhibitory": 251, "allow_multapses": False}},

@@ -79,21 +79,6 @@ def test_sinusoidal_population_peaks_at_its_frequency():
     assert stats.rate_spectrum(t2, 400, 0, 4000.0).peak_ratio < 4
 
 
-@pytest.mark.parametrize("cv,chi1,chi10,rate,label", [
-    (0.001, 0.50, 0.51, 330.0, "SR"),  # measured values of the four presets (stats.REGIME_THRESHOLDS)
-    (0.70, 0.21, 0.11, 58.0, "SI-fast"),
-    (0.38, 0.10, 0.10, 37.7, "AI"),
-    (0.25, 0.13, 0.26, 6.0, "SI-slow"),
-    (0.10, 0.09, 0.10, 88.0, "AI"),  # regular but asynchronous is not SR
-])
-def test_regime_labels(cv, chi1, chi10, rate, label):
-    assert stats.classify_regime(cv, chi1, chi10, rate) == label
-
-
-def test_no_spikes_is_silent():
-    assert stats.classify_regime(float("nan"), float("nan"), float("nan"), 0.0) == "silent"
-
-
 @pytest.mark.parametrize("g,eta,v_reset,expected", [
     (5.0, 2.0, 10.0, 37.9),  # default network (AI)
     (5.0, 2.0, 0.0, 32.0),

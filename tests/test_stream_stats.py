@@ -10,8 +10,8 @@ import pytest
 from hpc_brunel import stats, stream_stats
 
 SCALARS = ("n_neurons", "n_spikes", "rate_mean_hz", "rate_sd_hz", "rate_median_hz", "silent_fraction",
-           "cv_isi_mean", "cv_isi_median", "cv_isi_n_neurons", "fano_1ms", "fano_5ms", "synchrony_chi",
-           "synchrony_chi_10ms", "psd_peak_hz", "psd_peak_ratio")
+           "cv_isi_mean", "cv_isi_median", "cv_isi_n_neurons", "fano_1ms", "fano_5ms", *stats.SYNCHRONY_KEYS,
+           "psd_peak_hz", "psd_peak_ratio")
 
 
 def time_sorted(ids, t):

@@ -17,9 +17,14 @@ def test_grid_and_bad_ranges():
 
 
 def test_scaled_point_arguments():
-    sw = S.Sweep([S.SweepPoint(5, 2)], scale=0.1)
+    sw = S.Sweep([S.SweepPoint(5, 2)], scale=0.2)
     args = sw.run_args(sw.points[0], S.Path("x"))
-    assert "network.n_excitatory=1000" in args and "network.indegree_inhibitory=25" in args
+    assert "network.n_excitatory=2000" in args and "network.n_inhibitory=500" in args
+    assert not any("indegree" in a for a in args)  # C_E, C_I stay: the mean field is the paper's
+    assert "neuron.v_init_distribution=uniform" in args
+    assert S.min_scale() == 0.1
+    with pytest.raises(Exception, match=r"--scale 0\.05: allowed 0\.1 <= scale <= 1"):
+        S.scaled_sizes(0.05)
 
 
 @needs_nest

@@ -1,0 +1,171 @@
+"""Brunel's (2000) four states from the spikes alone: the thresholds, the rule that
+applies them, and "undetermined" when the data cannot support a label.
+
+Pure functions on the statistics of `hpc_brunel.stats` / `hpc_brunel.stream_stats`
+(the network's: both populations together). No NEST, no MPI, no files.
+
+The rule (every number is in REGIME_THRESHOLDS or MIN_DATA, and only there):
+
+1. Enough data?  Fewer than MIN_DATA["neurons"] recorded neurons or an analysis
+   window shorter than MIN_DATA["window_ms"]: "undetermined".
+2. Silent: the mean rate is below silent_rate_hz, and so is its ~95 % upper
+   bound (spikes + 3) / (neurons x window) (3 = the Poisson upper limit for no
+   spikes): "silent" (none of Brunel's four states: no drive, or the quiescent
+   state). Below the threshold but not sure: "undetermined".
+3. Synchrony is Golomb's chi corrected for the finite-size floor (chi^2 of N
+   independent trains is 1/N: see `stats.Synchrony`), so that 50 recorded
+   neurons and 12,500 give the same number; each comparison with a threshold
+   uses the ~95 % interval [chi_inf_low, chi_inf_high] and is "yes", "no" or
+   "cannot tell" (the interval contains the threshold):
+   - SR      mean CV(ISI) < regular_cv_max (from >= MIN_DATA["cv_neurons"]
+             neurons with >= 3 spikes) and chi_inf(1 ms) >= sr_chi_min;
+   - SI-slow chi_inf(10 ms) >= slow_chi_10ms_min;
+   - SI-fast chi_inf(1 ms) >= fast_chi_1ms_min;
+   - AI      none of these.
+   The first test that says "yes" gives the label; a "cannot tell" before it
+   makes the label "undetermined", with the measure, its interval and the
+   threshold as the reason, and the label from the point estimates alone as
+   `best_guess`.
+
+Calibrated on the calibration set of analysis/regime_validation.py (the four
+Fig. 8 presets, seeds 1 and 2, 1 s, full size) and validated on runs that set
+never saw (see README, "Regimes and the phase diagram").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+# Calibrated by `python analysis/regime_validation.py calibrate` on the calibration
+# set only (the four Fig. 8 presets, seeds 1 and 2, 1 s at full size, all neurons
+# recorded, cut into windows [100, 300) and [100, 1000) ms and recorded subsets of
+# 50 / 200 / 1,000 / all neurons per population: 64 cases). Network (E + I):
+#   measure          below the threshold                above it
+#   CV(ISI)          SR <= 0.0017                       AI, SI-fast, SI-slow >= 0.215
+#   chi_inf 1 ms     AI, SI-fast, SI-slow <= 0.225      SR >= 0.492
+#   chi_inf 10 ms    AI, SI-fast <= 0.119               SI-slow >= 0.224
+#   chi_inf 1 ms     AI <= 0.110                        SI-fast >= 0.194
+# Each threshold is halfway between; margin_se is the largest (in steps of 0.25)
+# that still labels >= 95 % of the calibration cases (it labels all 64). The
+# validation on runs the calibration never saw is in the README.
+REGIME_THRESHOLDS = {
+    "regular_cv_max": 0.108,  # SR: mean CV(ISI) below this...
+    "sr_chi_min": 0.359,  # ...and chi_inf (1 ms) at least this: synchronous regular
+    "slow_chi_10ms_min": 0.172,  # chi_inf on 10 ms bins at least this: SI-slow
+    "fast_chi_1ms_min": 0.152,  # else chi_inf on 1 ms bins at least this: SI-fast; else AI
+    "silent_rate_hz": 0.1,  # mean rate below this: "silent" (none of Brunel's four states)
+    # a chi_inf is above (below) a threshold when rho - k SE (rho + k SE) is, k = margin_se;
+    # otherwise the label is "undetermined"
+    "margin_se": 1.0,
+}
+MIN_DATA = {
+    "neurons": 10,  # recorded neurons (both populations together)
+    "window_ms": 100.0,  # analysis window: ten 10 ms bins
+    "cv_neurons": 10,  # neurons with >= 3 spikes for the mean CV(ISI) to count
+}
+REGIMES = ("SR", "SI-fast", "AI", "SI-slow", "silent")
+UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True)
+class RegimeLabel:
+    """The label of a run (one of REGIMES or "undetermined"), why, and the label
+    the point estimates alone would give."""
+
+    label: str
+    reason: str
+    best_guess: str
+
+    @property
+    def determined(self) -> bool:
+        return self.label != UNDETERMINED
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _at_least(value: float, low: float, high: float, threshold: float) -> bool | None:
+    """Is the measure >= threshold? True / False / None (its interval contains the threshold)."""
+    if not math.isfinite(value):
+        return None
+    if math.isfinite(low) and low >= threshold:
+        return True
+    if math.isfinite(high) and high < threshold:
+        return False
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return value >= threshold
+    return None
+
+
+def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
+             min_data: dict = MIN_DATA) -> RegimeLabel:
+    """Brunel's state from the network's statistics (never from parameters).
+
+    Parameters
+    ----------
+    net : dict
+        Statistics of all recorded neurons (keys of `stream_stats.PopulationStats.to_dict`
+        or analysis.json's "network"): n_neurons, n_spikes, rate_mean_hz, cv_isi_mean,
+        cv_isi_n_neurons, synchrony_chi_inf(_low/_high), synchrony_chi_10ms_inf(_low/_high).
+    window_ms : float
+        Length of the analysis window.
+    thresholds, min_data : dict
+        REGIME_THRESHOLDS and MIN_DATA (other values for calibration).
+
+    Returns
+    -------
+    RegimeLabel
+    """
+    t = thresholds
+    n = int(net["n_neurons"])
+    if n < min_data["neurons"]:
+        return RegimeLabel(UNDETERMINED, f"{n} neurons recorded: at least {min_data['neurons']} needed", UNDETERMINED)
+    if window_ms < min_data["window_ms"]:
+        return RegimeLabel(UNDETERMINED, f"analysis window {window_ms:g} ms: at least {min_data['window_ms']:g} ms "
+                                         "needed", UNDETERMINED)
+    rate = _f(net["rate_mean_hz"])
+    if not rate >= t["silent_rate_hz"]:
+        upper = (int(net["n_spikes"]) + 3) / (n * window_ms / 1000.0)
+        if upper < t["silent_rate_hz"]:
+            return RegimeLabel("silent", f"mean rate {rate:.3g} Hz (< {upper:.2g} Hz at ~95 %)", "silent")
+        return RegimeLabel(UNDETERMINED, f"too few spikes: {int(net['n_spikes'])} from {n} neurons in "
+                                         f"{window_ms:g} ms cannot tell a silent network (< {t['silent_rate_hz']} Hz) "
+                                         f"from a slow state", "silent")
+
+    def measure(rho_key):
+        rho, se = _f(net[rho_key]), _f(net[rho_key + "_se"])
+        k = t["margin_se"]
+        return (math.sqrt(max(rho, 0.0)) if math.isfinite(rho) else rho,
+                math.sqrt(max(rho - k * se, 0.0)) if math.isfinite(se) else float("nan"),
+                math.sqrt(max(rho + k * se, 0.0)) if math.isfinite(se) else float("nan"))
+
+    chi1, chi10 = measure("synchrony_rho"), measure("synchrony_rho_10ms")
+    cv, n_cv = _f(net["cv_isi_mean"]), int(net["cv_isi_n_neurons"])
+    regular = n_cv >= min_data["cv_neurons"] and cv < t["regular_cv_max"]
+    tests = (
+        ("SR", "chi_inf(1 ms)", chi1, t["sr_chi_min"], regular),
+        ("SI-slow", "chi_inf(10 ms)", chi10, t["slow_chi_10ms_min"], True),
+        ("SI-fast", "chi_inf(1 ms)", chi1, t["fast_chi_1ms_min"], True),
+    )
+    best = next((lab for lab, _, m, thr, pre in tests if pre and m[0] >= thr), "AI")
+    for label, name, (value, low, high), threshold, precondition in tests:
+        if not precondition:
+            continue
+        verdict = _at_least(value, low, high, threshold)
+        if verdict is None:
+            return RegimeLabel(UNDETERMINED, f"{name} = {value:.3f} ({low:.3f}-{high:.3f}) is too close to "
+                                             f"the {label} threshold {threshold} for {n} neurons and "
+                                             f"{window_ms:g} ms", best)
+        if verdict:
+            return RegimeLabel(label, f"{name} = {value:.3f} ({low:.3f}-{high:.3f}) >= {threshold}"
+                               + (f", CV(ISI) {cv:.3f} < {t['regular_cv_max']}" if label == "SR" else ""), label)
+    return RegimeLabel("AI", f"chi_inf(1 ms) = {chi1[0]:.3f} < {t['fast_chi_1ms_min']}, chi_inf(10 ms) = "
+                             f"{chi10[0]:.3f} < {t['slow_chi_10ms_min']} (upper: {chi1[2]:.3f}, {chi10[2]:.3f})",
+                       "AI")

@@ -1,0 +1,96 @@
+"""Regime labels (hpc_brunel.regimes) on synthetic spike trains of known synchrony,
+at several recorded sizes: the finite-size floor of chi is corrected, and too
+little data gives "undetermined" instead of a guess. No NEST."""
+import numpy as np
+import pytest
+
+from hpc_brunel import regimes, stats
+
+T0, T1 = 100.0, 1100.0
+DT = 0.1
+
+
+def modulated_poisson(n, rate_hz, depth, freq_hz, t0=T0, t1=T1, seed=1):
+    """n independent Poisson trains (on NEST's 0.1 ms grid) sharing the rate
+    rate_hz * (1 + depth * sin(2 pi f t)): depth 0 = independent trains."""
+    rng = np.random.default_rng(seed)
+    grid = np.arange(t0, t1, DT)
+    lam = rate_hz * (1 + depth * np.sin(2 * np.pi * freq_hz * grid / 1000.0)) * DT / 1000.0
+    ids, k = np.nonzero(rng.random((n, len(grid))) < lam)
+    order = np.argsort(k, kind="stable")
+    return ids[order], grid[k][order], grid, lam
+
+
+def true_rho(grid, lam, bin_ms):
+    """rho of binned counts for Poisson trains sharing a deterministic rate:
+    cov_ij = Var_t(lambda_b), var_i = E_t(lambda_b) + Var_t(lambda_b)."""
+    per_bin = int(round(bin_ms / DT))
+    lb = lam[: len(lam) // per_bin * per_bin].reshape(-1, per_bin).sum(axis=1)
+    return lb.var() / (lb.mean() + lb.var())
+
+
+def label(ids, t, n, t0=T0, t1=T1):
+    return regimes.classify(stats.population_stats(ids, t, n, t0, t1), t1 - t0)
+
+
+@pytest.mark.parametrize("n", [30, 50, 200, 1000])
+def test_independent_poisson_is_not_synchronous_at_any_size(n):
+    ids, t, _, _ = modulated_poisson(n, 38.0, 0.0, 1.0, seed=n)
+    s = stats.population_stats(ids, t, n, T0, T1)
+    # raw chi sits at the floor 1/sqrt(N) (at N = 30: 0.18, above the old SI-fast threshold 0.15) ...
+    assert s["synchrony_chi"] == pytest.approx(1 / np.sqrt(n), rel=0.25)
+    # ... the corrected one does not
+    assert s["synchrony_chi_inf"] < 0.08
+    assert regimes.classify(s, T1 - T0).label == "AI"
+
+
+@pytest.mark.parametrize("n", [30, 100, 1000])
+@pytest.mark.parametrize("rate_hz, freq_hz, depth, expected", [(10.0, 20.0, 0.9, "SI-slow"),
+                                                               (150.0, 180.0, 1.0, "SI-fast")])
+def test_known_synchrony_is_recovered_at_any_size(n, rate_hz, freq_hz, depth, expected):
+    ids, t, grid, lam = modulated_poisson(n, rate_hz, depth, freq_hz, seed=int(freq_hz) + n)
+    s = stats.population_stats(ids, t, n, T0, T1)
+    for key, bin_ms in (("synchrony_rho", 1.0), ("synchrony_rho_10ms", 10.0)):
+        rho = true_rho(grid, lam, bin_ms)
+        # the estimate agrees with the truth within its own standard error (x3) or 10 % of it
+        assert abs(s[key] - rho) <= max(3 * s[key + "_se"], 0.1 * rho), (key, s[key], rho, s[key + "_se"])
+    lab = regimes.classify(s, T1 - T0)
+    if n >= 100:
+        assert lab.label == expected
+    else:  # 30 neurons at 10 Hz for 1 s (300 spikes) may not be enough: never a wrong label, though
+        assert lab.label in (expected, regimes.UNDETERMINED) and lab.best_guess == expected
+
+
+def test_synchronous_regular_is_sr_and_irregular_synchrony_is_not():
+    n, period = 200, 3.0
+    base = np.arange(T0 + 0.5, T1, period)
+    ids = np.repeat(np.arange(n), len(base))
+    t = np.tile(base, n)
+    o = np.argsort(t, kind="stable")
+    assert label(ids[o], t[o], n).label == "SR"
+
+
+def test_too_little_data_is_undetermined_not_guessed():
+    ids, t, _, _ = modulated_poisson(8, 38.0, 0.0, 1.0)
+    lab = label(ids, t, 8)
+    assert lab.label == regimes.UNDETERMINED and "8 neurons recorded" in lab.reason
+    ids, t, _, _ = modulated_poisson(100, 38.0, 0.0, 1.0, t1=T0 + 50)
+    lab = label(ids, t, 100, T0, T0 + 50)
+    assert lab.label == regimes.UNDETERMINED and "window 50 ms" in lab.reason
+    # no spikes from 20 neurons in 200 ms: the rate could still be ~0.75 Hz
+    lab = label(np.empty(0, int), np.empty(0), 20, T0, T0 + 200)
+    assert lab.label == regimes.UNDETERMINED and "too few spikes" in lab.reason
+    # no spikes from 12,500 neurons in 1 s: silent
+    assert label(np.empty(0, int), np.empty(0), 12500).label == "silent"
+
+
+def test_a_measure_at_its_threshold_is_undetermined():
+    th = regimes.REGIME_THRESHOLDS
+    rho_at = th["slow_chi_10ms_min"] ** 2
+    net = {"n_neurons": 100, "n_spikes": 5000, "rate_mean_hz": 6.0, "cv_isi_mean": 0.5, "cv_isi_n_neurons": 80,
+           "synchrony_rho": 0.01, "synchrony_rho_se": 0.001, "synchrony_rho_10ms": rho_at * 1.05,
+           "synchrony_rho_10ms_se": rho_at * 0.2}
+    lab = regimes.classify(net, 200.0)
+    assert lab.label == regimes.UNDETERMINED and lab.best_guess == "SI-slow" and "SI-slow threshold" in lab.reason
+    net["synchrony_rho_10ms_se"] = rho_at * 0.01  # the same value, measured precisely
+    assert regimes.classify(net, 200.0).label == "SI-slow"
