@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep bench bench-analyze bench-gather bench-size bench-memory clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-analyze bench-gather bench-size bench-memory clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -35,6 +35,15 @@ scale-weak: setup
 
 sweep: setup
 	$(PY) -m hpc_brunel sweep --out runs/sweep-full
+
+# the regime labels: simulate the calibration and the held-out validation set (full size,
+# ~35 min on 2 cores), then measure, calibrate and write the validation table
+validate-regimes: setup
+	$(PY) analysis/regime_validation.py run calibration
+	$(PY) analysis/regime_validation.py run validation
+	$(PY) analysis/regime_validation.py measure
+	$(PY) analysis/regime_validation.py calibrate
+	$(PY) analysis/regime_validation.py validate
 
 bench: setup
 	$(PY) scaling/bench_vs_script.py --reps 3

@@ -57,9 +57,18 @@ class Case:
 
 PRESETS = {"SR": (3.0, 2.0), "SI-fast": (6.0, 4.0), "AI": (5.0, 2.0), "SI-slow": (4.5, 0.9)}
 # Two more points per regime, away from the Fig. 8 examples and inside the
-# region that linear stability (hpc_brunel.stability) gives them.
-OTHER_POINTS = {"SR": [(2.0, 3.0), (3.0, 1.5)], "SI-fast": [(5.0, 4.0), (7.0, 4.0)],
-                "AI": [(6.0, 2.0), (7.0, 2.5)], "SI-slow": [(5.0, 0.8), (6.0, 0.8)]}
+# region that linear stability (hpc_brunel.stability.theory_label) gives them, not
+# next to a boundary: SR g < 4; SI-fast above the fast Hopf line (eta_c = 2.70 at
+# g = 7, 2.46 at g = 8); AI between the slow band and the fast line (g = 5:
+# 0.89 .. 4.67; g = 6: 0.83 .. 3.26); SI-slow inside the slow band (g = 5: 0.852 ..
+# 0.893; g = 8: 0.852 .. 0.872: the theory's SI-slow region is this narrow).
+OTHER_POINTS = {"SR": [(2.0, 3.0), (3.0, 1.5)], "SI-fast": [(7.0, 4.0), (8.0, 3.5)],
+                "AI": [(6.0, 2.0), (5.0, 1.5)], "SI-slow": [(5.0, 0.87), (8.0, 0.86)]}
+# Chosen first, before the theory was computed, and dropped when it was, because
+# it puts them next to or across a boundary: SI-fast (5, 4) (theory: AI, the fast
+# line is at eta = 4.67; a first look at the table had labelled it SI-fast), AI
+# (7, 2.5) (0.2 below the fast line), SI-slow (5, 0.8) and (6, 0.8) (below the
+# slow band: theory says quiescent or marginally stable).
 
 
 def cases(which: str) -> list[Case]:

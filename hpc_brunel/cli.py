@@ -406,24 +406,7 @@ def cmd_sweep(args) -> int:
 def finish_sweep(out: Path, failures=()) -> int:
     from . import sweep as S
 
-    rows = S.collect(out)
-    sweep = S.Sweep.load(out)
-    examples = {}
-    for label in ("SR", "SI-fast", "AI", "SI-slow"):  # the grid point nearest each Fig. 8 example
-        from .config import REGIMES
-
-        g, eta = REGIMES[label.lower()]
-        cand = [r for r in rows if r["label"] == label]
-        if cand:
-            best = min(cand, key=lambda r: (r["g"] - g) ** 2 + (r["eta"] - eta) ** 2)
-            examples[label] = out / S.SweepPoint(best["g"], best["eta"]).name
-    if rows:
-        path = S.phase_diagram(rows, out / "phase_diagram.png", neurons=rows[0]["neurons"], rasters=examples)
-        print(f"phase diagram: {path}")
-    print(f"table: {out / S.SWEEP_CSV} ({len(rows)} of {len(sweep.points)} points)")
-    for f in failures:
-        print(f"hpc_brunel: error: {f}", file=sys.stderr)
-    return 1 if failures else 0
+    return S.finish(out, failures)
 
 
 def cmd_jobscript(args) -> int:

@@ -157,14 +157,13 @@ def run_local(sweep: Sweep, sweep_dir: Path, jobs: int = 1, log=print) -> list[s
     return failures
 
 
-def collect(sweep_dir: Path) -> list[dict]:
-    """One row per analyzed point -> sweep.csv (and the rows)."""
-    from .meanfield import stationary_rate_for_config
+def collect(sweep_dir: Path, *, theory: bool = True) -> list[dict]:
+    """One row per analyzed point -> sweep.csv (and the rows), with the label
+    that linear stability predicts for the same (g, eta) (`stability.theory_grid`)."""
     from .config import from_dict
-    import dataclasses
 
     sweep = Sweep.load(sweep_dir)
-    rows = []
+    rows, cfg = [], None
     for p in sweep.points:
         f = sweep_dir / p.name / "analysis.json"
         if not f.exists():
@@ -172,14 +171,26 @@ def collect(sweep_dir: Path) -> list[dict]:
         a = json.loads(f.read_text())
         pops = a["populations"]
         cfg = from_dict(json.loads((sweep_dir / p.name / "run.json").read_text())["config"])
-        mf = stationary_rate_for_config(dataclasses.replace(cfg))
+        net = pops["network"]
         rows.append({
             "g": p.g, "eta": p.eta, "rate_e_hz": pops["excitatory"]["rate_mean_hz"],
-            "rate_i_hz": pops["inhibitory"]["rate_mean_hz"], "cv_isi": pops["network"]["cv_isi_mean"],
-            "synchrony_chi": pops["network"]["synchrony_chi"], "psd_peak_hz": pops["network"]["psd_peak_hz"],
-            "psd_peak_ratio": pops["network"]["psd_peak_ratio"], "label": a["regime"], "meanfield_rate_hz": mf,
+            "rate_i_hz": pops["inhibitory"]["rate_mean_hz"], "cv_isi": net["cv_isi_mean"],
+            "synchrony_chi": net["synchrony_chi"], "synchrony_chi_inf": net.get("synchrony_chi_inf"),
+            "synchrony_chi_10ms_inf": net.get("synchrony_chi_10ms_inf"), "psd_peak_hz": net["psd_peak_hz"],
+            "psd_peak_ratio": net["psd_peak_ratio"], "label": a["regime"], "meanfield_rate_hz": a["meanfield_rate_hz"],
             "neurons": cfg.network.n_neurons, "t_sim_ms": cfg.simulation.t_sim_ms,
+            "v_init": cfg.neuron.v_init_distribution,
         })
+    if rows and theory:
+        from .meanfield import MeanFieldParams
+        from .stability import theory_grid
+
+        gs, etas = sorted({r["g"] for r in rows}), sorted({r["eta"] for r in rows})
+        tg = theory_grid(gs, etas, MeanFieldParams.from_config(cfg))
+        for r in rows:
+            i, j = gs.index(r["g"]), etas.index(r["eta"])
+            r["theory_label"] = tg.labels[i][j]
+            r["theory_state"] = tg.states[i][j].describe().replace(",", ";")
     with open(sweep_dir / SWEEP_CSV, "w") as out:
         if rows:
             out.write(",".join(rows[0]) + "\n")
@@ -189,26 +200,111 @@ def collect(sweep_dir: Path) -> list[dict]:
     return rows
 
 
-def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict | None = None) -> Path:
-    """Regions coloured by label on the (g, eta) grid, the balance line g = 4,
-    mean-field rate contours; with `rasters` {label: run_dir} a row of example rasters."""
+# a simulated label agrees with theory when they name the same state; the
+# simulation's "silent" is theory's quiescent state "Q"
+SIM_FOR_THEORY = {"SR": "SR", "SI-fast": "SI-fast", "AI": "AI", "SI-slow": "SI-slow", "Q": "silent"}
+
+
+@dataclass
+class Agreement:
+    """How many grid cells the simulation puts on the side theory predicts, per
+    theory label: cells, agree, undetermined, and the simulated labels of the rest."""
+
+    per_label: dict  # theory label -> {"cells": n, "agree": n, "undetermined": n, "other": {label: n}}
+
+    @property
+    def cells(self) -> int:
+        return sum(v["cells"] for v in self.per_label.values())
+
+    @property
+    def agree(self) -> int:
+        return sum(v["agree"] for v in self.per_label.values())
+
+    def table(self) -> str:
+        lines = ["| theory says | cells | simulation agrees | undetermined | simulation says instead |",
+                 "|---|---|---|---|---|"]
+        for lab, v in self.per_label.items():
+            other = ", ".join(f"{k} {n}" for k, n in sorted(v["other"].items())) or "–"
+            lines.append(f"| {lab} | {v['cells']} | {v['agree']} ({100 * v['agree'] / v['cells']:.0f} %) | "
+                         f"{v['undetermined']} | {other} |")
+        lines.append(f"| all | {self.cells} | {self.agree} ({100 * self.agree / max(1, self.cells):.0f} %) | "
+                     f"{sum(v['undetermined'] for v in self.per_label.values())} | |")
+        return "\n".join(lines)
+
+
+def agreement(rows: list[dict]) -> Agreement:
+    """Cell-by-cell comparison of the simulated labels with `theory_label`."""
+    per = {}
+    for r in rows:
+        th = r["theory_label"]
+        v = per.setdefault(th, {"cells": 0, "agree": 0, "undetermined": 0, "other": {}})
+        v["cells"] += 1
+        if r["label"] == SIM_FOR_THEORY.get(th):
+            v["agree"] += 1
+        elif r["label"] == "undetermined":
+            v["undetermined"] += 1
+        else:
+            v["other"][r["label"]] = v["other"].get(r["label"], 0) + 1
+    order = ["SR", "SI-fast", "AI", "SI-slow", "Q"]
+    return Agreement({k: per[k] for k in order if k in per})
+
+
+def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, base=None, g_step: float = 0.25):
+    """Brunel's Fig. 8 boundaries from linear stability, as polylines for a plot:
+    {"fast": [(g, eta, freq_hz)], "slow": [...], "sr": [(g, eta)]}. Hopf lines from
+    `stability.phase_boundaries` (split at stability.FAST_SLOW_CUT_HZ); the SR edge
+    is where theory_label turns SR, bisected in g at each eta."""
+    from .meanfield import MeanFieldParams
+    from .stability import FAST_SLOW_CUT_HZ, phase_boundaries, theory_label
+
+    base = base or MeanFieldParams()
+    gs = np.arange(g_min, g_max + 1e-9, g_step)
+    fast, slow = [], []
+    for b in phase_boundaries(gs, max(eta_min, 0.05), eta_max, base):
+        (fast if b.freq_hz >= FAST_SLOW_CUT_HZ else slow).append((b.g, b.eta, b.freq_hz))
+    sr = []
+    for eta in np.linspace(max(eta_min, 0.05), eta_max, 15):
+        def is_sr(g):
+            return theory_label(base.with_(g=float(g), eta=float(eta))) == "SR"
+        lo, hi = g_min, g_max
+        if not is_sr(lo) or is_sr(hi):
+            continue
+        while hi - lo > 0.02:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if is_sr(mid) else (lo, mid)
+        sr.append((0.5 * (lo + hi), float(eta)))
+    return {"fast": fast, "slow": slow, "sr": sr}
+
+
+def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict | None = None,
+                  lines: dict | None = None) -> Path:
+    """Regions coloured by label on the (g, eta) grid with the theory boundaries
+    (`theory_lines`) and the balance line g = 4; beside it the agreement map (cell
+    by cell: agrees with theory, undetermined, disagrees); with `rasters`
+    {label: run_dir} a row of example rasters."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-
-    from .meanfield import stationary_rate_hz
 
     gs = sorted({r["g"] for r in rows})
     etas = sorted({r["eta"] for r in rows})
     labels = list(LABEL_COLORS)
     z = np.full((len(etas), len(gs)), np.nan)
+    agree = np.full((len(etas), len(gs)), np.nan)
     for r in rows:
-        z[etas.index(r["eta"]), gs.index(r["g"])] = labels.index(r["label"])
+        j, i = etas.index(r["eta"]), gs.index(r["g"])
+        z[j, i] = labels.index(r["label"])
+        if "theory_label" in r:
+            agree[j, i] = (0 if r["label"] == SIM_FOR_THEORY.get(r["theory_label"])
+                           else 1 if r["label"] == "undetermined" else 2)
     n_ras = len(rasters or {})
-    fig = plt.figure(figsize=(11, 6.5 if not n_ras else 9.5))
-    ax = fig.add_axes([0.08, 0.42 if n_ras else 0.1, 0.62, 0.52 if n_ras else 0.82])
+    fig = plt.figure(figsize=(15, 6.5 if not n_ras else 9.5))
+    bottom, height = (0.42, 0.5) if n_ras else (0.1, 0.8)
+    ax = fig.add_axes([0.05, bottom, 0.42, height])
+    axa = fig.add_axes([0.53, bottom, 0.3, height])
 
     def edges(v):
         v = np.asarray(v, float)
@@ -217,33 +313,50 @@ def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict |
         mid = (v[1:] + v[:-1]) / 2
         return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
 
-    from matplotlib.colors import ListedColormap
-
     cmap = ListedColormap([LABEL_COLORS[k] for k in labels])
-    ax.pcolormesh(edges(gs), edges(etas), z, cmap=cmap, vmin=-0.5, vmax=len(labels) - 0.5, alpha=0.85)
-    # mean-field stationary rate contours on a fine grid
-    gg = np.linspace(min(gs), max(gs), 60)
-    ee = np.linspace(max(min(etas), 0.05), max(etas), 50)
-    mf = np.array([[stationary_rate_hz(c_e=1000, c_i=250, j_mv=0.1, g=g, eta=e, tau_m_ms=20.0, t_ref_ms=2.0,
-                                       v_th_mv=20.0, v_reset_mv=10.0) for g in gg] for e in ee])
-    cs = ax.contour(gg, ee, mf, levels=[1, 5, 10, 20, 40, 80, 160], colors="k", linewidths=0.7)
-    ax.clabel(cs, fmt="%g Hz", fontsize=7)
-    ax.axvline(4.0, color="k", ls="--", lw=1.2)
-    ax.text(4.05, max(etas) * 0.97, "g = 4 (balance)", fontsize=8, va="top")
+    ax.pcolormesh(edges(gs), edges(etas), z, cmap=cmap, vmin=-0.5, vmax=len(labels) - 0.5, alpha=0.85,
+                  edgecolors="#888888", linewidth=0.3)
+    acmap = ListedColormap(["#9be39b", "#eeeeee", "#f08080"])
+    axa.pcolormesh(edges(gs), edges(etas), agree, cmap=acmap, vmin=-0.5, vmax=2.5, edgecolors="#888888",
+                   linewidth=0.3)
     for r in rows:
-        ax.text(r["g"], r["eta"], r["label"].replace("SI-", "SI\n"), ha="center", va="center", fontsize=6)
-    ax.set_xlabel("g (relative inhibition)")
-    ax.set_ylabel(r"$\eta = \nu_{ext}/\nu_{thr}$")
-    ax.set_title(f"Phase diagram from simulations ({neurons} neurons); black: mean-field rate")
-    ax.legend(handles=[Patch(color=LABEL_COLORS[k], label=k) for k in labels], loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), fontsize=9)
+        ax.text(r["g"], r["eta"], r["label"].replace("SI-", "SI\n").replace("undetermined", "?"), ha="center",
+                va="center", fontsize=6)
+        if "theory_label" in r:
+            axa.text(r["g"], r["eta"], r["theory_label"].replace("SI-", "SI\n"), ha="center", va="center",
+                     fontsize=6)
+    for a in (ax, axa):
+        if lines:
+            for key, style, name in (("fast", "k-", "Hopf, fast mode"), ("slow", "k--", "Hopf, slow mode"),
+                                     ("sr", "k:", "SR edge")):
+                pts = sorted(lines[key])
+                if pts:
+                    a.plot([p[0] for p in pts], [p[1] for p in pts], style, lw=1.8, label=f"theory: {name}")
+        a.axvline(4.0, color="#555555", ls="-.", lw=0.8)
+        a.set_xlim(edges(gs)[0], edges(gs)[-1])
+        a.set_ylim(edges(etas)[0], edges(etas)[-1])
+        a.set_xlabel("g (relative inhibition)")
+        a.set_ylabel(r"$\eta = \nu_{ext}/\nu_{thr}$")
+    v_init = rows[0].get("v_init", "fixed")
+    ax.set_title(f"Simulated labels ({neurons} neurons, {rows[0]['t_sim_ms']:g} ms, V_m(0) {v_init}); "
+                 "lines: linear stability", fontsize=9)
+    n_agree = int(np.nansum(agree == 0))
+    n_cells = int(np.sum(np.isfinite(agree)))
+    axa.set_title(f"Agreement with theory: {n_agree}/{n_cells} cells (text: theory's label)", fontsize=9)
+    handles = [Patch(color=LABEL_COLORS[k], label=k) for k in labels]
+    handles += [Patch(color="#9be39b", label="agrees"), Patch(color="#eeeeee", label="undetermined"),
+                Patch(color="#f08080", label="disagrees")]
+    if lines:
+        handles += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
+                    (("-", "theory: Hopf, fast mode"), ("--", "theory: Hopf, slow mode"), (":", "theory: SR edge"))]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.85, 0.95 if not n_ras else 0.92), fontsize=8)
     if n_ras:
         from .gather import read_sonata
 
         for k, (label, run_dir) in enumerate(rasters.items()):
-            axr = fig.add_axes([0.06 + k * 0.235, 0.06, 0.2, 0.25])
-            s = read_sonata(Path(run_dir) / "spikes.h5")
-            ids, t, _ = s["excitatory"]
+            axr = fig.add_axes([0.05 + k * 0.21, 0.06, 0.18, 0.25])
+            sp = read_sonata(Path(run_dir) / "spikes.h5")
+            ids, t, _ = sp["excitatory"]
             t_hi = t.max() if len(t) else 0
             w = (ids < 50) & (t > t_hi - 100)
             axr.plot(t[w], ids[w], "|", ms=2, color=LABEL_COLORS[label])
@@ -254,3 +367,36 @@ def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict |
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+AGREEMENT_MD = "agreement.md"
+
+
+def finish(out: Path, failures=(), log=print) -> int:
+    """Table, theory comparison and phase diagram of the points that finished."""
+    from .config import REGIMES, RunConfig
+    from .meanfield import MeanFieldParams
+
+    rows = collect(out)
+    sweep = Sweep.load(out)
+    examples = {}
+    for label in ("SR", "SI-fast", "AI", "SI-slow"):  # the grid point nearest each Fig. 8 example
+        g, eta = REGIMES[label.lower()]
+        cand = [r for r in rows if r["label"] == label]
+        if cand:
+            best = min(cand, key=lambda r: (r["g"] - g) ** 2 + (r["eta"] - eta) ** 2)
+            examples[label] = out / SweepPoint(best["g"], best["eta"]).name
+    if rows:
+        gs, etas = [r["g"] for r in rows], [r["eta"] for r in rows]
+        lines = theory_lines(min(gs), max(gs), min(etas), max(etas), MeanFieldParams.from_config(RunConfig()))
+        (out / "theory_lines.json").write_text(json.dumps(lines, indent=1))
+        ag = agreement(rows)
+        (out / AGREEMENT_MD).write_text(ag.table() + "\n")
+        log(ag.table())
+        path = phase_diagram(rows, out / "phase_diagram.png", neurons=rows[0]["neurons"], rasters=examples,
+                             lines=lines)
+        log(f"phase diagram: {path}")
+    log(f"table: {out / SWEEP_CSV} ({len(rows)} of {len(sweep.points)} points)")
+    for f in failures:
+        print(f"hpc_brunel: error: {f}", file=sys.stderr)
+    return 1 if failures else 0

@@ -3,6 +3,7 @@ the spikes alone; 300 ms (first 100 ms discarded) on 2 ranks, the shortest run t
 labelled all four correctly for seeds 1, 2, 3 and 12345 (see README, Regimes)."""
 import json
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, hpc_brunel, needs_nest
@@ -30,3 +31,40 @@ def test_config_files_match_the_presets():
     for regime in EXPECTED:
         cfg = config.resolve(str(ROOT / "configs" / f"regime-{regime}.toml"))
         assert cfg == config.resolve(regime=regime)
+
+
+def test_few_recorded_neurons_do_not_make_ai_synchronous(tmp_path):
+    """The symptom that started issue 11: the default AI network recorded with
+    --record 25 (50 neurons) was labelled SI-fast by the raw chi (its 1/sqrt(N)
+    floor); the corrected chi labels it AI (seed 7: neither calibration nor validation)."""
+    run_dir = tmp_path / "ai-record-25"
+    hpc_brunel("run", "--regime", "ai", "--record", "25", "--t-sim-ms", "1000", "--seed", "7", "--run-dir", run_dir,
+               ranks=2, check=True, timeout=900)
+    a = json.loads((run_dir / "analysis.json").read_text())
+    net = a["populations"]["network"]
+    assert net["n_neurons"] == 50
+    assert net["synchrony_chi"] > 0.13  # the raw chi sits near the floor 1/sqrt(50) = 0.14 ...
+    assert net["synchrony_chi_inf"] < 0.13  # ... the corrected one at the full network's ~0.10
+    assert a["regime"] == "AI", a["regime_reason"]
+
+
+def test_resting_potential_shifts_nothing(tmp_path):
+    """E_L = -70 mV with V_th, V_reset, V_m(0) shifted alike is the same model
+    (nu_thr = (V_th - E_L)/(J C_E tau_m)): the same spikes as E_L = 0, and the
+    rate the mean field predicts for it."""
+    runs = {}
+    for name, e_l in (("rest0", 0.0), ("rest-70", -70.0)):
+        runs[name] = tmp_path / name
+        hpc_brunel("run", "--t-sim-ms", "300", "--seed", "3", "--run-dir", runs[name],
+                   "--set", f"neuron.e_l_mv={e_l}", "--set", f"neuron.v_threshold_mv={e_l + 20}",
+                   "--set", f"neuron.v_reset_mv={e_l + 10}", "--set", f"neuron.v_init_mv={e_l}",
+                   ranks=2, check=True, timeout=900)
+    from hpc_brunel import load_run
+
+    a, b = (load_run(runs[k]) for k in ("rest0", "rest-70"))
+    for pop in ("excitatory", "inhibitory"):
+        assert np.array_equal(a.spikes[pop].node_ids, b.spikes[pop].node_ids)
+        assert np.array_equal(a.spikes[pop].times_ms, b.spikes[pop].times_ms)
+    shifted = json.loads((runs["rest-70"] / "analysis.json").read_text())
+    assert shifted["meanfield_rate_hz"] == pytest.approx(37.95, abs=0.05)
+    assert shifted["populations"]["network"]["rate_mean_hz"] == pytest.approx(shifted["meanfield_rate_hz"], rel=0.04)
