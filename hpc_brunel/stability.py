@@ -65,6 +65,15 @@ QUIESCENT_RATE_HZ = 0.1
 # Brunel's synchronous regular state (SR): neurons fire almost regularly, near
 # saturation, as in the excitation-dominated region g < 4 of his Fig. 8.
 SR_SATURATION_FRACTION = 0.5
+# A fixed point whose mean input exceeds threshold by more than this many sigma is
+# mean-driven: neurons fire nearly periodically at ~1/(t_ref + tau ln((mu - V_r)/(mu - theta))),
+# the susceptibility has weakly damped resonances at multiples of the rate, and the
+# parabolic cylinder functions of large argument are slow (0.1-0.3 s each in mpmath).
+# By default stationary_state does not search eigenvalues there and reports the state
+# as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing).
+# Where the search does converge (g = 3, eta = 1..4) it finds an unstable mode at
+# 650-690 Hz growing at 200-250 /s, in line with this default.
+MEAN_DRIVEN_SIGMAS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +130,15 @@ class StationaryState:
     def describe(self) -> str:
         """One line, e.g. '37.95 Hz (stable)'."""
         mode = f"leading mode {self.freq_hz:.0f} Hz"
+        if self.stable and math.isnan(self.growth_rate_per_s):
+            return f"{self.rate_hz:.3g} Hz (stable: loop gain below 1 at all frequencies)"
         if self.stable:
             extra = "" if len(self.fixed_points_hz) == 1 else \
                 f"; fixed points {', '.join(f'{r:.3g}' for r in self.fixed_points_hz)} Hz"
             return f"{self.rate_hz:.2f} Hz (stable; {mode} decays at {-self.growth_rate_per_s:.3g} /s{extra})"
         if math.isnan(self.growth_rate_per_s):
-            return f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: no eigenvalue found)"
+            return (f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: mean-driven or "
+                    "no eigenvalue found)")
         return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state: {mode} grows at "
                 f"{self.growth_rate_per_s:.3g} /s)")
 
@@ -290,15 +302,23 @@ def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, m
     tuple of Mode
         Distinct roots found, sorted by decreasing growth rate.
     """
+    return _search(p, rate_hz, scan_freqs_hz, max_starts)[0]
+
+
+def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=_SCAN_FREQS_HZ,
+            max_starts: int = 3) -> tuple[tuple[Mode, ...], float]:
+    """Scan, secant searches, and max |loop gain| on the scan (inf if an evaluation failed)."""
     lin = _linearise(p, rate_hz)
     f = lambda lam: lin.open_loop(lam) - 1.0  # noqa: E731
     w = [2 * math.pi * fr for fr in scan_freqs_hz]
-    vals = []
+    vals, gains = [], []
     for x in w:
         try:
-            vals.append(abs(f(1j * x)))
+            z = f(1j * x)
         except (ValueError, ZeroDivisionError):
-            vals.append(math.inf)
+            z = complex(math.inf)
+        vals.append(abs(z))
+        gains.append(abs(z + 1.0))
     minima = []
     for k in range(len(w)):
         left = vals[k - 1] if k > 0 else math.inf
@@ -320,7 +340,7 @@ def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, m
         m = Mode(float(r.real), abs(float(r.imag)) / (2 * math.pi))
         if not any(abs(m.lambda_per_s - o.lambda_per_s) < 1e-5 * max(1.0, abs(o.lambda_per_s)) for o in out):
             out.append(m)
-    return tuple(sorted(out, key=lambda m: -m.growth_rate_per_s))
+    return tuple(sorted(out, key=lambda m: -m.growth_rate_per_s)), max(gains)
 
 
 def leading_mode(p: MeanFieldParams, rate_hz: float) -> Mode:
@@ -338,23 +358,45 @@ def leading_mode(p: MeanFieldParams, rate_hz: float) -> Mode:
         (this happens for nearly deterministic, near-saturated states, where the susceptibility
         has weakly damped resonances at multiples of the firing rate).
     """
-    ms = modes(p, rate_hz)
+    return _leading(p, rate_hz)[0]
+
+
+def _leading(p: MeanFieldParams, rate_hz: float) -> tuple[Mode, bool]:
+    """(leading mode, stable). With no root found, the state is stable if the loop gain stays
+    below 1 on the scanned imaginary axis (small-gain argument: the loop gain is analytic and
+    bounded for Re lambda >= 0, so by the maximum principle |gain| < 1 there and (*) has no
+    root in the right half plane); this covers the near-silent states, whose gain ~ rate."""
+    ms, max_gain = _search(p, rate_hz)
+    slope = slope_of_transfer(p, rate_hz)
     if not ms:
-        return Mode(math.nan, math.nan)
-    return ms[0]
+        return Mode(math.nan, math.nan), bool(max_gain < 1.0 and abs(slope) < 1.0)
+    return ms[0], ms[0].growth_rate_per_s < 0
 
 
 # --------------------------------------------------------------------------------------------------
 # stationary states and labels
 
 
+def is_mean_driven(p: MeanFieldParams, rate_hz: float) -> bool:
+    """True if the mean input at rate_hz exceeds threshold by more than MEAN_DRIVEN_SIGMAS sigma."""
+    mu, sigma = meanfield.moments_for(p, rate_hz)
+    return mu - p.theta_mv > MEAN_DRIVEN_SIGMAS * sigma
+
+
 @functools.lru_cache(maxsize=4096)
-def stationary_state(p: MeanFieldParams) -> StationaryState:
+def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -> StationaryState:
     """All fixed points of the network `p` and whether one of them is linearly stable.
+
+    Fixed points are tried in ascending order; the first with a leading eigenvalue of
+    negative real part is the stable state. Mean-driven fixed points (see
+    MEAN_DRIVEN_SIGMAS) count as not stable without an eigenvalue search unless
+    resolve_mean_driven is set.
 
     Parameters
     ----------
     p : MeanFieldParams
+    resolve_mean_driven : bool
+        Search eigenvalues for mean-driven fixed points too (slow: seconds per state).
 
     Returns
     -------
@@ -365,9 +407,12 @@ def stationary_state(p: MeanFieldParams) -> StationaryState:
     for r in fps:
         if r <= 0.0:  # no drive, no noise: the silent state is trivially stable
             m = Mode(-1000.0 / p.tau_m_ms, 0.0)
+            stable = True
+        elif not resolve_mean_driven and is_mean_driven(p, r):
+            m, stable = Mode(math.nan, math.nan), False
         else:
-            m = leading_mode(p, r)
-        if m.growth_rate_per_s < 0:
+            m, stable = _leading(p, r)
+        if stable:
             return StationaryState(r, True, fps, r, m.growth_rate_per_s, m.freq_hz)
         if best is None or math.isnan(best[1].growth_rate_per_s) or m.growth_rate_per_s < best[1].growth_rate_per_s:
             best = (r, m)
@@ -384,7 +429,7 @@ def label_of(p: MeanFieldParams, st: StationaryState) -> str:
     """The Brunel (2000) label of a computed state; see :func:`theory_label`."""
     if st.stable:
         return "Q" if st.rate_hz < QUIESCENT_RATE_HZ else "AI"
-    if st.state_rate_hz >= SR_SATURATION_FRACTION * p.rate_max_hz:
+    if st.state_rate_hz >= SR_SATURATION_FRACTION * p.rate_max_hz or is_mean_driven(p, st.state_rate_hz):
         return "SR"
     return "SI-fast" if st.freq_hz >= FAST_SLOW_CUT_HZ else "SI-slow"
 
@@ -395,7 +440,8 @@ def theory_label(p: MeanFieldParams) -> str:
     * "Q": the stable stationary rate is below QUIESCENT_RATE_HZ (0.1 Hz): no activity.
     * "AI": a linearly stable stationary state with a nonzero rate (asynchronous irregular).
     * "SR": no stable state, and the unstable state fires at more than
-      SR_SATURATION_FRACTION (1/2) of the saturation rate 1/t_ref. Brunel's SR state
+      SR_SATURATION_FRACTION (1/2) of the saturation rate 1/t_ref or is mean-driven
+      (mean input > theta + MEAN_DRIVEN_SIGMAS sigma). Brunel's SR state
       (excitation-dominated, g < 4) is near saturation: neurons fire almost
       regularly, limited by the refractory period, and the network synchronises.
     * "SI-fast": unstable through a mode faster than FAST_SLOW_CUT_HZ (60 Hz): the

@@ -140,17 +140,34 @@ def test_stationary_state_fields_and_describe():
     assert abs(stability.characteristic_function(MeanFieldParams(g=6.0, eta=4.0), fast.state_rate_hz, lam)) < 1e-6
 
 
-def test_phase_boundaries_g6_slow_then_fast():
-    """Brunel (2000) Fig. 8: at g = 6 the AI band lies between SI-slow (low eta) and SI-fast (high eta)."""
-    bs = stability.phase_boundaries([6.0], 0.5, 4.0, n_eta=8)
-    assert len(bs) == 2
-    slow, fast = bs
-    assert slow.becomes_stable and not fast.becomes_stable
-    assert 0.6 < slow.eta < 1.5 < fast.eta < 4.0
-    assert slow.freq_hz < stability.FAST_SLOW_CUT_HZ < 100 < fast.freq_hz < 300
-    for b in bs:  # on the boundary lambda = 2 pi i f solves (*): |loop gain| = 1, phase 0 mod 2 pi
-        p = MeanFieldParams(g=b.g, eta=b.eta)
-        assert abs(stability.characteristic_function(p, b.rate_hz, 2j * math.pi * b.freq_hz)) < 1e-6
+def _on_boundary(b):
+    """On a stability boundary lambda = 2 pi i f solves (*): |loop gain| = 1 and its phase is 0 mod 2 pi."""
+    p = MeanFieldParams(g=b.g, eta=b.eta)
+    assert b.rate_hz == pytest.approx(meanfield.fixed_points_hz(p)[0], rel=1e-6)
+    assert abs(stability.characteristic_function(p, b.rate_hz, 2j * math.pi * b.freq_hz)) < 1e-6
+
+
+def test_fast_boundary_g6():
+    """Brunel (2000) Fig. 8: above the AI band lies SI-fast, destabilised by a mode of period ~4 D."""
+    (b,) = stability.phase_boundaries([6.0], 2.0, 4.0, n_eta=5)
+    assert not b.becomes_stable and 3.0 < b.eta < 3.5
+    assert 150 < b.freq_hz < 200  # 1/(4 D) = 167 Hz
+    _on_boundary(b)
+    assert stability.theory_label(MeanFieldParams(g=6.0, eta=b.eta - 0.05)) == "AI"
+    assert stability.theory_label(MeanFieldParams(g=6.0, eta=b.eta + 0.05)) == "SI-fast"
+
+
+def test_slow_band_g5():
+    """Below the AI band (eta < 1) a slow mode (~1/tau) is unstable in a narrow band of eta."""
+    lose, regain = stability.phase_boundaries([5.0], 0.8, 1.0, n_eta=11)
+    assert not lose.becomes_stable and regain.becomes_stable
+    assert 0.8 < lose.eta < regain.eta < 0.95
+    for b in (lose, regain):
+        assert 5 < b.freq_hz < stability.FAST_SLOW_CUT_HZ
+        _on_boundary(b)
+    mid = 0.5 * (lose.eta + regain.eta)
+    assert stability.theory_label(MeanFieldParams(g=5.0, eta=mid)) == "SI-slow"
+    assert stability.theory_label(MeanFieldParams(g=5.0, eta=2.0)) == "AI"
 
 
 def test_theory_grid_labels():
