@@ -133,7 +133,18 @@ def moments_for(p: MeanFieldParams, nu_hz: float) -> tuple[float, float]:
 
 
 def transfer_rate_hz(p: MeanFieldParams, nu_hz: float) -> float:
-    """phi(nu): the output rate of one neuron when all its inputs fire at nu_hz."""
+    """phi(nu): the output rate of one neuron when all its inputs fire at nu_hz.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    nu_hz : float
+
+    Returns
+    -------
+    float
+        Siegert rate in Hz.
+    """
     mu, sigma = moments_for(p, nu_hz)
     return siegert_rate_hz(mu, sigma, tau_m_ms=p.tau_m_ms, t_ref_ms=p.t_ref_ms, v_th_mv=p.theta_mv,
                            v_reset_mv=p.v_reset_mv)

@@ -174,3 +174,18 @@ def test_theory_grid_labels():
     grid = stability.theory_grid([4.5, 6.0], [0.9, 2.0, 4.0])
     assert grid.label(6.0, 4.0) == "SI-fast" and grid.label(6.0, 2.0) == "AI" and grid.label(4.5, 0.9) == "SI-slow"
     assert "SI-fast" in grid.table()
+
+
+def test_margin_labels_weakly_damped_slow_mode():
+    """g = 6, eta = 0.87: strictly stable (slow mode decays at ~4.5 /s), SI-slow with a 10 /s margin."""
+    p = MeanFieldParams(g=6.0, eta=0.87)
+    st = stability.stationary_state(p)
+    assert st.stable and -10 < st.growth_rate_per_s < 0 and st.freq_hz < stability.FAST_SLOW_CUT_HZ
+    assert stability.theory_label(p) == "AI"
+    assert stability.theory_label(p, margin_per_s=10.0) == "SI-slow"
+
+
+def test_quiescent_and_silent():
+    assert stability.theory_label(MeanFieldParams(g=6.0, eta=0.5)) == "Q"
+    st = stability.stationary_state(MeanFieldParams(g=6.0, eta=0.0))
+    assert st.stable and st.rate_hz == 0.0
