@@ -39,7 +39,7 @@ class MeanFieldParams:
     delay_ms: float = 1.5
 
     @classmethod
-    def from_config(cls, cfg) -> "MeanFieldParams":
+    def from_config(cls, cfg) -> MeanFieldParams:
         """Mean-field parameters of a :class:`hpc_brunel.config.RunConfig`.
 
         Parameters
@@ -77,7 +77,7 @@ class MeanFieldParams:
         """Saturation rate 1 / t_ref (inf without a refractory period)."""
         return 1000.0 / self.t_ref_ms if self.t_ref_ms > 0 else math.inf
 
-    def with_(self, **changes) -> "MeanFieldParams":
+    def with_(self, **changes) -> MeanFieldParams:
         """A copy with some fields changed (``p.with_(g=6, eta=4)``)."""
         return dataclasses.replace(self, **changes)
 
@@ -169,7 +169,7 @@ def fixed_points_hz(p: MeanFieldParams, *, n_scan: int = 400) -> tuple[float, ..
         The fixed points in Hz.
     """
     nu_max = p.rate_max_hz if math.isfinite(p.rate_max_hz) else 1e4
-    f = lambda nu: transfer_rate_hz(p, nu) - nu  # noqa: E731
+    f = lambda nu: transfer_rate_hz(p, nu) - nu
     f0 = f(0.0)
     if f0 <= 0.0:
         out = [0.0]
@@ -199,7 +199,7 @@ def stationary_rate_hz(*, c_e: int, c_i: int, j_mv: float, g: float, eta: float,
     """
     nu_thr_hz = 1000.0 * v_th_mv / (c_e * j_mv * tau_m_ms)
     nu_ext_hz = eta * nu_thr_hz
-    kw = dict(tau_m_ms=tau_m_ms, t_ref_ms=t_ref_ms, v_th_mv=v_th_mv, v_reset_mv=v_reset_mv)
+    kw = {"tau_m_ms": tau_m_ms, "t_ref_ms": t_ref_ms, "v_th_mv": v_th_mv, "v_reset_mv": v_reset_mv}
 
     def f(nu):
         mu, sigma = input_moments(nu, nu_ext_hz=nu_ext_hz, c_e=c_e, c_i=c_i, j_mv=j_mv, g=g, tau_m_ms=tau_m_ms)

@@ -323,7 +323,7 @@ def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=_SCAN_FREQS_HZ,
             max_starts: int = 3) -> tuple[tuple[Mode, ...], float]:
     """Scan, secant searches, and max |loop gain| on the scan (inf if an evaluation failed)."""
     lin = _linearise(p, rate_hz)
-    f = lambda lam: lin.open_loop(lam) - 1.0  # noqa: E731
+    f = lambda lam: lin.open_loop(lam) - 1.0
     w = [2 * math.pi * fr for fr in scan_freqs_hz]
     vals, gains = [], []
     for x in w:
@@ -621,7 +621,7 @@ def _refine_critical(g: float, eta0: float, freq0_hz: float, base: MeanFieldPara
         z = characteristic_function(pe, r, complex(0.0, w))
         return [z.real, z.imag]
 
-    sol, info, ier, msg = optimize.fsolve(resid, [eta0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    sol, _info, ier, msg = optimize.fsolve(resid, [eta0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
     eta_c, w_c = float(sol[0]), float(sol[1])
     if ier != 1 or abs(eta_c - eta0) > 0.05 or not (0.5 * freq0_hz <= w_c / (2 * math.pi) <= 2.0 * freq0_hz):
         raise RuntimeError(f"critical point near g={g}, eta={eta0}, {freq0_hz} Hz did not converge: {msg}")

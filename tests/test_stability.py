@@ -8,7 +8,7 @@ from hpc_brunel import config, meanfield, stability
 from hpc_brunel.meanfield import MeanFieldParams
 
 TAU, TREF, THETA, VR = 20.0, 2.0, 20.0, 10.0
-NEURON = dict(tau_m_ms=TAU, t_ref_ms=TREF, theta_mv=THETA, v_reset_mv=VR)
+NEURON = {"tau_m_ms": TAU, "t_ref_ms": TREF, "theta_mv": THETA, "v_reset_mv": VR}
 
 
 def _ai_state():
@@ -89,7 +89,7 @@ def test_nu_thr_relative_to_rest_and_from_config():
 def test_susceptibility_zero_frequency_is_siegert_slope():
     _, nu, mu, sigma = _ai_state()
     chi = stability.susceptibility(2j * math.pi * 1e-3, mu_mv=mu, sigma_mv=sigma, rate_hz=nu, **NEURON)
-    kw = dict(tau_m_ms=TAU, t_ref_ms=TREF, v_th_mv=THETA, v_reset_mv=VR)
+    kw = {"tau_m_ms": TAU, "t_ref_ms": TREF, "v_th_mv": THETA, "v_reset_mv": VR}
     h = 1e-3
     dmu = (meanfield.siegert_rate_hz(mu + h, sigma, **kw) - meanfield.siegert_rate_hz(mu - h, sigma, **kw)) / (2 * h)
     dvar = (meanfield.siegert_rate_hz(mu, math.sqrt(sigma**2 + h), **kw)
