@@ -21,19 +21,24 @@ Delta = (x_r^2 - x_th^2) / 4 and D_a the parabolic cylinder function,
     A_mu(lambda)  = sqrt(2) nu0 / sigma0   * s / (1 + s)           * [D_{-s-1}(x_th) - e^{Delta} D_{-s-1}(x_r)] / den(s)
     A_var(lambda) = nu0 / sigma0^2         * s (1 + s) / (2 + s)   * [D_{-s-2}(x_th) - e^{Delta} D_{-s-2}(x_r)] / den(s)
 
-This is the eigenvalue problem of Brunel & Hakim (1999, Neural Comput 11:1621)
-and Brunel (2000, J Comput Neurosci 8:183, Sec. 4 and Appendix A), where the
-same solution is written with Kummer functions,
-U(y, s) ~ e^{y^2/2} D_{-s}(-sqrt(2) y); the susceptibilities in this form are
-those of Lindner & Schimansky-Geier (2001, Phys Rev Lett 86:2934), continued
-from lambda = i omega to the complex plane (their e^{-i omega t} convention
-is ours with i omega -> -lambda). INM-6's nnmt (nnmt.lif.exp
-``_transfer_function_1p_shift``, Schuecker et al. 2015) implements the mean
-term A_mu only; nnmt.linear_stability solves a rate-model (Lambert-W)
-approximation, not (*). Both susceptibilities here are checked in the tests
-against the omega -> 0 limits d phi / d mu and d phi / d sigma^2 of the Siegert
-formula and against a direct numerical solution of the linearised
-Fokker-Planck equation.
+This is the linearisation that Brunel & Hakim (1999, Neural Comput 11:1621)
+and Brunel (2000, J Comput Neurosci 8:183, Sec. 4 and Appendix A) solve with
+Kummer functions, U(y, s) ~ e^{y^2/2} D_{-s}(-sqrt(2) y), mean (G) and
+variance (H) terms and refractory period included. The susceptibilities are
+written as in Lindner & Schimansky-Geier (2001, Phys Rev Lett 86:2934),
+continued from lambda = i omega into the complex plane (their e^{-i omega t}
+convention is ours with i omega -> -lambda); they were re-derived from the
+Fokker-Planck equation rather than transcribed, and the tests check both
+against the omega -> 0 limits d phi / d mu and d phi / d sigma^2 of the
+Siegert formula and against a direct numerical (threshold-integration)
+solution of the linearised Fokker-Planck equation at complex lambda.
+
+INM-6's nnmt 1.3 was read and not used: its transfer function
+(nnmt.lif.exp ``_transfer_function_shift``, Schuecker et al. 2015, also with
+mpmath's parabolic cylinder functions) has the mean term A_mu only, with
+colored-noise shifts; nnmt.linear_stability solves a rate-model (Lambert-W,
+Senk et al. 2020) approximation, not (*); and it would bring pint and its
+network/caching framework for two formulas.
 
 Units: rates in Hz, eigenvalues lambda in 1/s (growth_rate_per_s = Re lambda,
 freq_hz = Im lambda / 2 pi), voltages in mV relative to rest.
@@ -53,11 +58,12 @@ from . import meanfield
 from .meanfield import MeanFieldParams
 
 # Frequency that separates Brunel's fast from slow oscillations, in Hz.
-# Along the Hopf lines of model A (D = 1.5 ms, tau = 20 ms) the critical mode
-# of the fast branch (high eta, rate tens of Hz) has a frequency of order
-# 1/(4 D) ~ 170 Hz (here 155-200 Hz for g = 4.5..8), while the slow branch
-# (eta < ~1, rate of a few Hz) has frequencies of order 1/tau, 10-25 Hz.
-# 60 Hz lies in the gap between the two branches (a factor > 2 from either).
+# Along the stability boundaries of model A (D = 1.5 ms, tau = 20 ms) the critical
+# mode of the fast branch (high eta, rates of tens of Hz) has a frequency of order
+# 1/(4 D) ~ 170 Hz: 161-193 Hz for g = 5..8 (249 Hz at g = 4.5, eta = 7.75); the
+# slow branch (eta ~ 0.85-0.9, rates of ~1 Hz) is at 7-32 Hz, of order 1/(2 pi tau) ~ 8 Hz
+# to a few times that. 60 Hz lies in the gap, ~2x above the slow and ~2.7x below the
+# fast critical frequencies.
 FAST_SLOW_CUT_HZ = 60.0
 # Rate below which a stationary state counts as quiescent ("Q").
 QUIESCENT_RATE_HZ = 0.1
@@ -72,7 +78,7 @@ SR_SATURATION_FRACTION = 0.5
 # By default stationary_state does not search eigenvalues there and reports the state
 # as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing).
 # Where the search does converge (g = 3, eta = 1..4) it finds an unstable mode at
-# 650-690 Hz growing at 200-250 /s, in line with this default.
+# 645-690 Hz growing at 195-250 /s, in line with this default.
 MEAN_DRIVEN_SIGMAS = 5.0
 
 
