@@ -155,7 +155,8 @@ def fixed_points_hz(p: MeanFieldParams, *, n_scan: int = 400) -> tuple[float, ..
 
     The interval is scanned on a grid that is dense at low rates (geometric from
     1e-6 Hz) and linear up to 1/t_ref, and each sign change of phi(nu) - nu is
-    refined with brentq. nu = 0 is a fixed point only without external drive.
+    refined with brentq (to 1e-9 Hz: a rate that small comes back as 0.0). nu = 0 is
+    an exact fixed point only without external drive.
 
     Parameters
     ----------

@@ -137,6 +137,8 @@ class StationaryState:
     def describe(self) -> str:
         """One line, e.g. '37.95 Hz (stable)'."""
         mode = f"leading mode {self.freq_hz:.0f} Hz"
+        if self.stable and self.rate_hz == 0.0:
+            return "0 Hz (quiescent, stable)"
         if self.stable and math.isnan(self.growth_rate_per_s):
             return f"{self.rate_hz:.3g} Hz (stable: loop gain below 1 at all frequencies)"
         if self.stable:
