@@ -189,3 +189,11 @@ def test_quiescent_and_silent():
     assert stability.theory_label(MeanFieldParams(g=6.0, eta=0.5)) == "Q"
     st = stability.stationary_state(MeanFieldParams(g=6.0, eta=0.0))
     assert st.stable and st.rate_hz == 0.0
+
+
+@pytest.mark.parametrize("delay_ms", [1.0, 3.0])
+def test_fast_mode_period_is_about_four_delays(delay_ms):
+    """Brunel (2000): the fast oscillation's frequency is set by the synaptic time scale (f_c ~ 1/(4 D))."""
+    (b,) = stability.phase_boundaries([6.0], 1.0, 8.0, MeanFieldParams(delay_ms=delay_ms), n_eta=8)
+    assert not b.becomes_stable
+    assert 0.2 < b.freq_hz * delay_ms / 1000.0 < 0.3
