@@ -28,8 +28,8 @@ NEST_CMAKE_EXTRA=${NEST_CMAKE_EXTRA:-}
 # Runtime and test dependencies (pandas, neo via elephant: the Python API's to_pandas/to_neo;
 # libsonata: the tests read spikes.h5 with it). They are part of the set-up key below, so an
 # existing venv gets a dependency added here on the next `make setup`.
-PY_DEPS=(numpy scipy h5py matplotlib pytest elephant neo pandas libsonata)
-PY_IMPORTS="numpy scipy h5py matplotlib pytest elephant neo pandas libsonata"
+PY_DEPS=(numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata)
+PY_IMPORTS="numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata"
 APT_PKGS=(openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
 
 say() { echo "[setup] $*"; }
