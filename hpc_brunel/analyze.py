@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from . import gather as gather_mod
-from . import meanfield, regimes, rundir, stats, stream_stats
+from . import regimes, rundir, stability, stats, stream_stats
+from .meanfield import MeanFieldParams
 from .config import RunConfig, from_dict
 
 ANALYSIS_SCHEMA_VERSION = 1
@@ -111,7 +112,9 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
     spike_file = run_dir / gather_mod.SPIKES_FILE
     t1 = time.perf_counter()
     result = compute_streaming(spike_file, t_lo, t_hi)
-    mf = meanfield.stationary_rate_for_config(cfg)
+    state = stability.stationary_state_for_config(cfg)
+    p_mf = MeanFieldParams.from_config(cfg)
+    mf = state.rate_hz if state.stable else state.state_rate_hz
     t_stats = time.perf_counter() - t1
     analysis = {
         "schema_version": ANALYSIS_SCHEMA_VERSION,
@@ -135,8 +138,13 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
         "regime_best_guess": result["regime"].best_guess,
         "regime_thresholds": regimes.REGIME_THRESHOLDS,
         "regime_min_data": regimes.MIN_DATA,
+        # the stationary rate (of the unstable state when no state is stable), its
+        # linear stability and the state linear stability predicts (stability.theory_label)
         "meanfield_rate_hz": mf,
-        "rate_vs_meanfield": result["network"]["rate_mean_hz"] / mf if mf > 0 else None,
+        "meanfield_stable": state.stable,
+        "meanfield_state": state.describe(),
+        "theory_label": stability.label_of(p_mf, state),
+        "rate_vs_meanfield": result["network"]["rate_mean_hz"] / mf if state.stable and mf > 0 else None,
         "timings_s": {"gather": t_gather, "statistics": t_stats},
         "spike_file": gather_mod.SPIKES_FILE,
     }
@@ -189,8 +197,8 @@ def summary_table(a: dict) -> str:
         lines.append(f"{label:{w[0]}}" + "".join(f"{_fmt(fmt, pops[p][key]):>{w[i + 1]}}"
                                                   for i, p in enumerate(("excitatory", "inhibitory", "network"))))
     lines.append("-" * sum(w))
-    lines.append(f"mean-field rate {a['meanfield_rate_hz']:.2f} Hz; measured/theory "
-                 f"{_fmt('{:.3f}', a['rate_vs_meanfield'])}; regime: {a['regime']}"
+    lines.append(f"mean field: {a['meanfield_state']}; measured/theory "
+                 f"{_fmt('{:.3f}', a['rate_vs_meanfield'])}\nregime: {a['regime']}"
                  + (f" (best guess {a['regime_best_guess']})" if a["regime"] == regimes.UNDETERMINED else "")
                  + f"\n  because {a['regime_reason']}"
                  + ("  [PARTIAL run]" if a["partial"] else "")
@@ -206,8 +214,8 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
     lines = [
         f"# Brunel network run `{Path(a['run_dir']).name}`",
         "",
-        f"**Regime (from the spikes): {a['regime']}** · mean-field rate {a['meanfield_rate_hz']:.2f} Hz · "
-        f"measured {pops['network']['rate_mean_hz']:.2f} Hz",
+        f"**Regime (from the spikes): {a['regime']}** · theory (linear stability): {a['theory_label']} · "
+        f"mean field: {a['meanfield_state']} · measured {pops['network']['rate_mean_hz']:.2f} Hz",
         "",
         f"Why: {a['regime_reason']}"
         + (f" (the point estimates alone would say {a['regime_best_guess']})" if a["regime"] == regimes.UNDETERMINED
@@ -253,7 +261,7 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
         *[f"| {label} | " + " | ".join(_fmt(fmt, pops[p][key]) for p in ("excitatory", "inhibitory", "network"))
           + " |" for label, key, fmt in ROWS],
         f"| mean-field rate [Hz] | {a['meanfield_rate_hz']:.2f} | {a['meanfield_rate_hz']:.2f} | "
-        f"{a['meanfield_rate_hz']:.2f} |",
+        f"{a['meanfield_rate_hz']:.2f} |" + ("" if a["meanfield_stable"] else " (unstable: no stable stationary state)"),
         "",
         "Regime thresholds (hpc_brunel.regimes.REGIME_THRESHOLDS; chi_inf is chi corrected for the number of "
         "recorded neurons): "

@@ -133,6 +133,7 @@ class StationaryState:
     state_rate_hz: float
     growth_rate_per_s: float
     freq_hz: float
+    mean_driven: bool = False  # state_rate_hz is mean-driven (see is_mean_driven): counted unstable, no search
 
     def describe(self) -> str:
         """One line, e.g. '37.95 Hz (stable)'."""
@@ -145,9 +146,11 @@ class StationaryState:
             extra = "" if len(self.fixed_points_hz) == 1 else \
                 f"; fixed points {', '.join(f'{r:.3g}' for r in self.fixed_points_hz)} Hz"
             return f"{self.rate_hz:.2f} Hz (stable; {mode} decays at {-self.growth_rate_per_s:.3g} /s{extra})"
+        if self.mean_driven:
+            return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state is mean-driven: the mean input "
+                    f"is > {MEAN_DRIVEN_SIGMAS:g} sigma above threshold, neurons fire regularly)")
         if math.isnan(self.growth_rate_per_s):
-            return (f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: mean-driven or "
-                    "no eigenvalue found)")
+            return f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: no eigenvalue found)"
         return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state: {mode} grows at "
                 f"{self.growth_rate_per_s:.3g} /s)")
 
@@ -449,7 +452,8 @@ def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -
         if best is None or math.isnan(best[1].growth_rate_per_s) or m.growth_rate_per_s < best[1].growth_rate_per_s:
             best = (r, m)
     assert best is not None
-    return StationaryState(None, False, fps, best[0], best[1].growth_rate_per_s, best[1].freq_hz)
+    driven = not resolve_mean_driven and best[0] > 0 and is_mean_driven(p, best[0])
+    return StationaryState(None, False, fps, best[0], best[1].growth_rate_per_s, best[1].freq_hz, driven)
 
 
 def stationary_state_for_config(cfg) -> StationaryState:
