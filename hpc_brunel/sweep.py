@@ -250,20 +250,32 @@ def agreement(rows: list[dict]) -> Agreement:
 
 
 def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, base=None, g_step: float = 0.25):
-    """Brunel's Fig. 8 boundaries from linear stability, as polylines for a plot:
-    {"fast": [(g, eta, freq_hz)], "slow": [...], "sr": [(g, eta)]}. Hopf lines from
-    `stability.phase_boundaries` (split at stability.FAST_SLOW_CUT_HZ); the SR edge
-    is where theory_label turns SR, bisected in g at each eta."""
+    """Brunel's Fig. 8 boundaries from linear stability, for a plot:
+    {"fast": [(g, eta, freq_hz)], "slow": [(g, eta, freq_hz)], "sr": [(g, eta)]}.
+    Hopf points from `stability.phase_boundaries` (fast/slow split at
+    stability.FAST_SLOW_CUT_HZ; the slow band is narrow, eta ~0.85-0.91, so it is
+    scanned in steps of 0.01 there); the SR edge is where theory_label turns SR,
+    bisected in g at each eta (its stability change has no oscillation frequency)."""
     from .meanfield import MeanFieldParams
     from .stability import FAST_SLOW_CUT_HZ, phase_boundaries, theory_label
 
     base = base or MeanFieldParams()
+    eta_lo = max(eta_min, 0.05)
     gs = np.arange(g_min, g_max + 1e-9, g_step)
     fast, slow = [], []
-    for b in phase_boundaries(gs, max(eta_min, 0.05), eta_max, base):
-        (fast if b.freq_hz >= FAST_SLOW_CUT_HZ else slow).append((b.g, b.eta, b.freq_hz))
+    main = phase_boundaries(gs, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1)
+    band = (max(eta_lo, 0.78), min(eta_max, 1.0))
+    fine = () if band[1] <= band[0] else phase_boundaries(
+        np.arange(g_min, g_max + 1e-9, max(g_step, 0.5)), *band, base, n_eta=int(round((band[1] - band[0]) / 0.01)) + 1)
+    for b in main:  # a change without a frequency is a mean-driven (SR) state: the SR edge below
+        if math.isfinite(b.freq_hz) and b.freq_hz >= FAST_SLOW_CUT_HZ:
+            fast.append((b.g, round(b.eta, 4), b.freq_hz))
+    for b in (*main, *fine):
+        pt = (b.g, round(b.eta, 4), b.freq_hz)
+        if math.isfinite(b.freq_hz) and b.freq_hz < FAST_SLOW_CUT_HZ and pt not in slow:
+            slow.append(pt)
     sr = []
-    for eta in np.linspace(max(eta_min, 0.05), eta_max, 15):
+    for eta in np.linspace(eta_lo, eta_max, 15):
         def is_sr(g):
             return theory_label(base.with_(g=float(g), eta=float(eta))) == "SR"
         lo, hi = g_min, g_max
@@ -274,6 +286,20 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
             lo, hi = (mid, hi) if is_sr(mid) else (lo, mid)
         sr.append((0.5 * (lo + hi), float(eta)))
     return {"fast": fast, "slow": slow, "sr": sr}
+
+
+def cached_theory_lines(sweep_dir: Path, g_min, g_max, eta_min, eta_max, base) -> dict:
+    """theory_lines, kept in the sweep directory (a minute or two of computing)
+    and recomputed only when the ranges or the model's parameters change."""
+    key = {"ranges": [g_min, g_max, eta_min, eta_max], "params": asdict(base)}
+    f = Path(sweep_dir) / "theory_lines.json"
+    if f.exists():
+        old = json.loads(f.read_text())
+        if old.get("key") == json.loads(json.dumps(key)):
+            return old["lines"]
+    lines = theory_lines(g_min, g_max, eta_min, eta_max, base)
+    f.write_text(json.dumps({"key": key, "lines": lines}, indent=1))
+    return lines
 
 
 def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict | None = None,
@@ -327,11 +353,12 @@ def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict |
                      fontsize=6)
     for a in (ax, axa):
         if lines:
-            for key, style, name in (("fast", "k-", "Hopf, fast mode"), ("slow", "k--", "Hopf, slow mode"),
-                                     ("sr", "k:", "SR edge")):
+            for key, style in (("fast", "k-"), ("sr", "k:")):
                 pts = sorted(lines[key])
                 if pts:
-                    a.plot([p[0] for p in pts], [p[1] for p in pts], style, lw=1.8, label=f"theory: {name}")
+                    a.plot([p[0] for p in pts], [p[1] for p in pts], style, lw=1.8)
+            if lines["slow"]:  # the slow band: where the slow mode is unstable (a few hundredths of eta wide)
+                a.plot([p[0] for p in lines["slow"]], [p[1] for p in lines["slow"]], "k_", ms=9, mew=2)
         a.axvline(4.0, color="#555555", ls="-.", lw=0.8)
         a.set_xlim(edges(gs)[0], edges(gs)[-1])
         a.set_ylim(edges(etas)[0], edges(etas)[-1])
@@ -348,7 +375,9 @@ def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict |
                 Patch(color="#f08080", label="disagrees")]
     if lines:
         handles += [plt.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in
-                    (("-", "theory: Hopf, fast mode"), ("--", "theory: Hopf, slow mode"), (":", "theory: SR edge"))]
+                    (("-", "theory: Hopf line, fast mode"), (":", "theory: SR edge"))]
+        handles.append(plt.Line2D([], [], color="k", marker="_", ls="", ms=9, mew=2,
+                                  label="theory: slow-mode band edges"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.85, 0.95 if not n_ras else 0.92), fontsize=8)
     if n_ras:
         from .gather import read_sonata
@@ -374,7 +403,7 @@ AGREEMENT_MD = "agreement.md"
 
 def finish(out: Path, failures=(), log=print) -> int:
     """Table, theory comparison and phase diagram of the points that finished."""
-    from .config import REGIMES, RunConfig
+    from .config import REGIMES, from_dict
     from .meanfield import MeanFieldParams
 
     rows = collect(out)
@@ -388,8 +417,9 @@ def finish(out: Path, failures=(), log=print) -> int:
             examples[label] = out / SweepPoint(best["g"], best["eta"]).name
     if rows:
         gs, etas = [r["g"] for r in rows], [r["eta"] for r in rows]
-        lines = theory_lines(min(gs), max(gs), min(etas), max(etas), MeanFieldParams.from_config(RunConfig()))
-        (out / "theory_lines.json").write_text(json.dumps(lines, indent=1))
+        first = out / SweepPoint(rows[0]["g"], rows[0]["eta"]).name / "run.json"
+        base = MeanFieldParams.from_config(from_dict(json.loads(first.read_text())["config"]))
+        lines = cached_theory_lines(out, min(gs), max(gs), min(etas), max(etas), base)
         ag = agreement(rows)
         (out / AGREEMENT_MD).write_text(ag.table() + "\n")
         log(ag.table())

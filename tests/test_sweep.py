@@ -34,12 +34,20 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
             "--out", out]
     first = hpc_brunel(*args, check=True)
     assert "scaled-down network" in first.stderr
-    rows = (out / "sweep.csv").read_text().splitlines()
-    assert rows[0].startswith("g,eta,rate_e_hz,rate_i_hz,cv_isi,synchrony_chi,psd_peak_hz")
-    assert len(rows) == 5
+    import csv
+
+    rows = list(csv.DictReader(open(out / "sweep.csv")))
+    assert len(rows) == 4
+    assert {"g", "eta", "rate_e_hz", "synchrony_chi", "synchrony_chi_inf", "label", "theory_label",
+            "v_init"} <= set(rows[0])
     assert (out / "phase_diagram.png").stat().st_size > 20_000
-    labels = {ln.split(",")[0] + "," + ln.split(",")[1]: ln.split(",")[8] for ln in rows[1:]}
-    assert set(labels.values()) <= {"SR", "SI-fast", "AI", "SI-slow", "silent"}
+    assert {r["label"] for r in rows} <= {"SR", "SI-fast", "AI", "SI-slow", "silent", "undetermined"}
+    assert {r["v_init"] for r in rows} == {"uniform"}
+    # theory: g = 3 is SR (excitation-dominated), g = 6 at eta 1, 2 is AI (linear stability)
+    assert {(r["g"], r["eta"]): r["theory_label"] for r in rows} == {
+        ("3", "1"): "SR", ("6", "1"): "AI", ("3", "2"): "SR", ("6", "2"): "AI"}
+    assert "| theory says | cells |" in (out / "agreement.md").read_text()
+    assert (out / "theory_lines.json").exists()
     mtime = (out / "g3_eta1" / "analysis.json").stat().st_mtime
     # resume: remove one point's result; only that point runs again
     (out / "g6_eta2" / "analysis.json").unlink()
@@ -47,3 +55,15 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     assert "3 of 4 points done already; running 1" in second.stdout
     assert (out / "g3_eta1" / "analysis.json").stat().st_mtime == mtime
     assert json.loads((out / "g6_eta2" / "analysis.json").read_text())["parameters"]["g"] == 6.0
+
+
+def test_agreement_counts_cells_on_the_side_theory_predicts():
+    rows = [{"label": "AI", "theory_label": "AI"}, {"label": "SI-fast", "theory_label": "AI"},
+            {"label": "undetermined", "theory_label": "SR"}, {"label": "SR", "theory_label": "SR"},
+            {"label": "silent", "theory_label": "Q"}]
+    ag = S.agreement(rows)
+    assert (ag.cells, ag.agree) == (5, 3)
+    assert ag.per_label["AI"] == {"cells": 2, "agree": 1, "undetermined": 0, "other": {"SI-fast": 1}}
+    assert ag.per_label["SR"]["undetermined"] == 1
+    table = ag.table()
+    assert "| AI | 2 | 1 (50 %) | 0 | SI-fast 1 |" in table and "| all | 5 | 3 (60 %) |" in table
