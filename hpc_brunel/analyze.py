@@ -15,7 +15,7 @@ from . import regimes, rundir, stability, stats, stream_stats
 from .meanfield import MeanFieldParams
 from .config import RunConfig, from_dict
 
-ANALYSIS_SCHEMA_VERSION = 1
+ANALYSIS_SCHEMA_VERSION = 2  # 2: regime_reason/best_guess, chi_inf and rho, the mean field's stability
 POPS = ("excitatory", "inhibitory")
 
 
@@ -78,6 +78,25 @@ def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
     return out
 
 
+def meanfield_summary(cfg: RunConfig) -> dict:
+    """The mean field's stationary rate (of the least unstable state when none is
+    stable), its linear stability and the label linear stability predicts
+    (`stability.theory_label`). The analysis of a finished run never fails here:
+    if the eigenvalue search raises, the Siegert rate is reported without stability."""
+    try:
+        state = stability.stationary_state_for_config(cfg)
+        return {"meanfield_rate_hz": state.rate_hz if state.stable else state.state_rate_hz,
+                "meanfield_stable": state.stable, "meanfield_state": state.describe(),
+                "theory_label": stability.label_of(MeanFieldParams.from_config(cfg), state)}
+    except Exception as e:  # noqa: BLE001 - a theory failure must not cost the user the analysis
+        from .meanfield import stationary_rate_for_config
+
+        rate = stationary_rate_for_config(cfg)
+        return {"meanfield_rate_hz": rate, "meanfield_stable": None,
+                "meanfield_state": f"{rate:.2f} Hz (stability not computed: {type(e).__name__}: {e})",
+                "theory_label": None}
+
+
 def keep_freed_memory(max_block_bytes: int = 32 << 20) -> bool:
     """Let glibc keep freed blocks of up to max_block_bytes for reuse instead of
     returning them to the OS: gather and statistics allocate the same ~8-16 MiB
@@ -112,9 +131,7 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
     spike_file = run_dir / gather_mod.SPIKES_FILE
     t1 = time.perf_counter()
     result = compute_streaming(spike_file, t_lo, t_hi)
-    state = stability.stationary_state_for_config(cfg)
-    p_mf = MeanFieldParams.from_config(cfg)
-    mf = state.rate_hz if state.stable else state.state_rate_hz
+    mf_fields = meanfield_summary(cfg)
     t_stats = time.perf_counter() - t1
     analysis = {
         "schema_version": ANALYSIS_SCHEMA_VERSION,
@@ -138,13 +155,9 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
         "regime_best_guess": result["regime"].best_guess,
         "regime_thresholds": regimes.REGIME_THRESHOLDS,
         "regime_min_data": regimes.MIN_DATA,
-        # the stationary rate (of the unstable state when no state is stable), its
-        # linear stability and the state linear stability predicts (stability.theory_label)
-        "meanfield_rate_hz": mf,
-        "meanfield_stable": state.stable,
-        "meanfield_state": state.describe(),
-        "theory_label": stability.label_of(p_mf, state),
-        "rate_vs_meanfield": result["network"]["rate_mean_hz"] / mf if state.stable and mf > 0 else None,
+        **mf_fields,
+        "rate_vs_meanfield": (result["network"]["rate_mean_hz"] / mf_fields["meanfield_rate_hz"]
+                              if mf_fields["meanfield_stable"] and mf_fields["meanfield_rate_hz"] > 0 else None),
         "timings_s": {"gather": t_gather, "statistics": t_stats},
         "spike_file": gather_mod.SPIKES_FILE,
     }
@@ -260,8 +273,9 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
         "|---|---|---|---|",
         *[f"| {label} | " + " | ".join(_fmt(fmt, pops[p][key]) for p in ("excitatory", "inhibitory", "network"))
           + " |" for label, key, fmt in ROWS],
-        f"| mean-field rate [Hz] | {a['meanfield_rate_hz']:.2f} | {a['meanfield_rate_hz']:.2f} | "
-        f"{a['meanfield_rate_hz']:.2f} |" + ("" if a["meanfield_stable"] else " (unstable: no stable stationary state)"),
+        "| mean-field stationary rate [Hz] | " + " | ".join(
+            [f"{a['meanfield_rate_hz']:.2f}" if a["meanfield_stable"] is not False
+             else "no stable stationary state"] * 3) + " |",
         "",
         "Regime thresholds (hpc_brunel.regimes.REGIME_THRESHOLDS; chi_inf is chi corrected for the number of "
         "recorded neurons): "

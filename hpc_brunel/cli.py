@@ -382,13 +382,13 @@ def cmd_sweep(args) -> int:
     sweep = S.Sweep(points, t_sim_ms=args.t_sim_ms, seed=args.seed, ranks=args.ranks, threads=args.threads,
                     scale=args.scale, v_init=args.v_init)
     if args.scale < 1:
-        n_e, n_i = S.scaled_sizes(args.scale)
-        print(f"WARNING: sweep on a scaled-down network: N_E = {n_e}, N_I = {n_i} ({args.scale:g} of the neurons) "
-              "with the paper's in-degrees C_E = 1000, C_I = 250, J and D: the mean field is unchanged, the "
-              f"connection probability is {0.1 / args.scale:.2g} instead of 0.1, and the extra shared input moves "
-              "the boundaries of the synchronous states", file=sys.stderr)
+        print(f"WARNING: {S.scale_note(args.scale)}", file=sys.stderr)
     if args.out.exists() and (args.out / S.SWEEP_JSON).exists():
         old = S.Sweep.load(args.out)
+        if old.format_version != sweep.format_version and old.scale != 1.0:
+            print(f"hpc_brunel: error: --out {args.out} holds a sweep whose --scale {old.scale} shrank the in-degrees "
+                  "too (older hpc_brunel); --scale now keeps them: choose another --out", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if (old.t_sim_ms, old.seed, old.scale, old.v_init) != (sweep.t_sim_ms, sweep.seed, sweep.scale, sweep.v_init):
             print(f"hpc_brunel: error: --out {args.out} holds a sweep with other settings (t_sim_ms, seed, scale, "
                   f"v_init = {old.t_sim_ms}, {old.seed}, {old.scale}, {old.v_init}); choose another --out",

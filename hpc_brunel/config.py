@@ -17,7 +17,9 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-CONFIG_SCHEMA_VERSION = 1
+# 2: nu_thr = (V_th - E_L) / (J C_E tau_m) (version 1 used V_th: the same for E_L = 0);
+#    neuron.v_init_distribution
+CONFIG_SCHEMA_VERSION = 2
 
 NEURON_MODELS = ("iaf_psc_delta",)
 V_INIT_DISTRIBUTIONS = ("fixed", "uniform")
@@ -246,8 +248,13 @@ def from_dict(data: dict, base: RunConfig | None = None) -> RunConfig:
     cfg = base or RunConfig()
     data = dict(data)
     version = data.pop("schema_version", CONFIG_SCHEMA_VERSION)
-    if version != CONFIG_SCHEMA_VERSION:
-        raise ConfigError(f"schema_version = {version!r}: this hpc_brunel reads schema_version {CONFIG_SCHEMA_VERSION}")
+    if version == 1 and float(data.get("neuron", {}).get("e_l_mv", 0.0)) != 0.0:
+        raise ConfigError(f"schema_version = 1 with neuron.e_l_mv = {data['neuron']['e_l_mv']}: version 1 drove the "
+                          "network with eta * V_th / (J tau_m), this hpc_brunel with eta * (V_th - E_L) / (J tau_m); "
+                          "set schema_version = 2 if that is what you want")
+    if version not in (1, CONFIG_SCHEMA_VERSION):
+        raise ConfigError(f"schema_version = {version!r}: this hpc_brunel reads schema_version {CONFIG_SCHEMA_VERSION} "
+                          "(and 1 with neuron.e_l_mv = 0, which means the same)")
     updates = {}
     for section, values in data.items():
         if section not in _SECTION_TYPES:
@@ -374,7 +381,7 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"V_reset < neuron.v_threshold_mv ({nu.v_threshold_mv})")
     need(nu.v_threshold_mv > nu.e_l_mv, "neuron.v_threshold_mv", nu.v_threshold_mv,
          f"V_th > neuron.e_l_mv ({nu.e_l_mv})")
-    need(nu.v_init_mv < nu.v_threshold_mv, "neuron.v_init_mv", nu.v_init_mv,
+    need(nu.v_init_distribution != "fixed" or nu.v_init_mv < nu.v_threshold_mv, "neuron.v_init_mv", nu.v_init_mv,
          f"V_m(0) < neuron.v_threshold_mv ({nu.v_threshold_mv})")
     need(nu.v_init_distribution in V_INIT_DISTRIBUTIONS, "neuron.v_init_distribution", nu.v_init_distribution,
          " or ".join(f'"{d}"' for d in V_INIT_DISTRIBUTIONS) + " (uniform: between neuron.e_l_mv and neuron.v_threshold_mv)")

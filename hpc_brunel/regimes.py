@@ -8,24 +8,26 @@ The rule (every number is in REGIME_THRESHOLDS or MIN_DATA, and only there):
 
 1. Enough data?  Fewer than MIN_DATA["neurons"] recorded neurons or an analysis
    window shorter than MIN_DATA["window_ms"]: "undetermined".
-2. Silent: the mean rate is below silent_rate_hz, and so is its ~95 % upper
-   bound (spikes + 3) / (neurons x window) (3 = the Poisson upper limit for no
-   spikes): "silent" (none of Brunel's four states: no drive, or the quiescent
-   state). Below the threshold but not sure: "undetermined".
+2. Silent: the mean rate is below silent_rate_hz, and so is its 95 % upper
+   bound (the one-sided Poisson limit on the spike count, chi2.ppf(0.95, 2k + 2)/2:
+   3.0 for no spikes) / (neurons x window): "silent" (none of Brunel's four
+   states: no drive, or the quiescent state). Below the threshold but not sure:
+   "undetermined".
 3. Synchrony is Golomb's chi corrected for the finite-size floor (chi^2 of N
    independent trains is 1/N: see `stats.Synchrony`), so that 50 recorded
    neurons and 12,500 give the same number; each comparison with a threshold
-   uses the ~95 % interval [chi_inf_low, chi_inf_high] and is "yes", "no" or
-   "cannot tell" (the interval contains the threshold):
+   uses chi_inf at rho -+ margin_se standard errors of rho (margin_se = 1: a
+   one-standard-error band, calibrated) and is "yes", "no" or "cannot tell"
+   (the band contains the threshold, or rho or its error could not be computed):
    - SR      mean CV(ISI) < regular_cv_max (from >= MIN_DATA["cv_neurons"]
              neurons with >= 3 spikes) and chi_inf(1 ms) >= sr_chi_min;
    - SI-slow chi_inf(10 ms) >= slow_chi_10ms_min;
    - SI-fast chi_inf(1 ms) >= fast_chi_1ms_min;
    - AI      none of these.
    The first test that says "yes" gives the label; a "cannot tell" before it
-   makes the label "undetermined", with the measure, its interval and the
+   makes the label "undetermined", with the measure, its band and the
    threshold as the reason, and the label from the point estimates alone as
-   `best_guess`.
+   `best_guess` ("undetermined" too when a measure could not be computed).
 
 Calibrated on the calibration set of analysis/regime_validation.py (the four
 Fig. 8 presets, seeds 1 and 2, 1 s, full size) and validated on runs that set
@@ -60,7 +62,7 @@ REGIME_THRESHOLDS = {
 }
 MIN_DATA = {
     "neurons": 10,  # recorded neurons (both populations together)
-    "window_ms": 100.0,  # analysis window: ten 10 ms bins
+    "window_ms": 200.0,  # analysis window: twenty 10 ms bins (two per block of the standard error)
     "cv_neurons": 10,  # neurons with >= 3 spikes for the mean CV(ISI) to count
 }
 REGIMES = ("SR", "SI-fast", "AI", "SI-slow", "silent")
@@ -91,17 +93,20 @@ def _f(x) -> float:
         return float("nan")
 
 
-def _at_least(value: float, low: float, high: float, threshold: float) -> bool | None:
-    """Is the measure >= threshold? True / False / None (its interval contains the threshold)."""
-    if not math.isfinite(value):
-        return None
-    if math.isfinite(low) and low >= threshold:
+def _at_least(low: float, high: float, threshold: float) -> bool | None:
+    """Is the measure >= threshold? True / False / None (its band contains the threshold)."""
+    if low >= threshold:
         return True
-    if math.isfinite(high) and high < threshold:
+    if high < threshold:
         return False
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return value >= threshold
     return None
+
+
+def poisson_upper_95(k: int) -> float:
+    """One-sided 95 % upper limit of a Poisson mean after observing k counts (3.0 for k = 0)."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(0.95, 2 * k + 2) / 2)
 
 
 def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
@@ -113,7 +118,8 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
     net : dict
         Statistics of all recorded neurons (keys of `stream_stats.PopulationStats.to_dict`
         or analysis.json's "network"): n_neurons, n_spikes, rate_mean_hz, cv_isi_mean,
-        cv_isi_n_neurons, synchrony_chi_inf(_low/_high), synchrony_chi_10ms_inf(_low/_high).
+        cv_isi_n_neurons, synchrony_rho, synchrony_rho_se, synchrony_rho_10ms, synchrony_rho_10ms_se
+        (rho = chi_inf^2, see `stats.Synchrony`).
     window_ms : float
         Length of the analysis window.
     thresholds, min_data : dict
@@ -127,12 +133,12 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
     n = int(net["n_neurons"])
     if n < min_data["neurons"]:
         return RegimeLabel(UNDETERMINED, f"{n} neurons recorded: at least {min_data['neurons']} needed", UNDETERMINED)
-    if window_ms < min_data["window_ms"]:
+    if not window_ms >= min_data["window_ms"]:
         return RegimeLabel(UNDETERMINED, f"analysis window {window_ms:g} ms: at least {min_data['window_ms']:g} ms "
                                          "needed", UNDETERMINED)
     rate = _f(net["rate_mean_hz"])
     if not rate >= t["silent_rate_hz"]:
-        upper = (int(net["n_spikes"]) + 3) / (n * window_ms / 1000.0)
+        upper = poisson_upper_95(int(net["n_spikes"])) / (n * window_ms / 1000.0)
         if upper < t["silent_rate_hz"]:
             return RegimeLabel("silent", f"mean rate {rate:.3g} Hz (< {upper:.2g} Hz at ~95 %)", "silent")
         return RegimeLabel(UNDETERMINED, f"too few spikes: {int(net['n_spikes'])} from {n} neurons in "
@@ -140,13 +146,18 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
                                          f"from a slow state", "silent")
 
     def measure(rho_key):
+        """(chi_inf, band low, band high); NaN where rho or its error is not finite."""
         rho, se = _f(net[rho_key]), _f(net[rho_key + "_se"])
+        if not (math.isfinite(rho) and math.isfinite(se)):
+            return float("nan"), float("nan"), float("nan")
         k = t["margin_se"]
-        return (math.sqrt(max(rho, 0.0)) if math.isfinite(rho) else rho,
-                math.sqrt(max(rho - k * se, 0.0)) if math.isfinite(se) else float("nan"),
-                math.sqrt(max(rho + k * se, 0.0)) if math.isfinite(se) else float("nan"))
+        return math.sqrt(max(rho, 0.0)), math.sqrt(max(rho - k * se, 0.0)), math.sqrt(max(rho + k * se, 0.0))
 
     chi1, chi10 = measure("synchrony_rho"), measure("synchrony_rho_10ms")
+    for name, m in (("chi_inf(1 ms)", chi1), ("chi_inf(10 ms)", chi10)):
+        if not math.isfinite(m[0]):
+            return RegimeLabel(UNDETERMINED, f"{name} or its standard error could not be computed ({n} neurons, "
+                                             f"{int(net['n_spikes'])} spikes, {window_ms:g} ms)", UNDETERMINED)
     cv, n_cv = _f(net["cv_isi_mean"]), int(net["cv_isi_n_neurons"])
     regular = n_cv >= min_data["cv_neurons"] and cv < t["regular_cv_max"]
     tests = (
@@ -158,7 +169,7 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
     for label, name, (value, low, high), threshold, precondition in tests:
         if not precondition:
             continue
-        verdict = _at_least(value, low, high, threshold)
+        verdict = _at_least(low, high, threshold)
         if verdict is None:
             return RegimeLabel(UNDETERMINED, f"{name} = {value:.3f} ({low:.3f}-{high:.3f}) is too close to "
                                              f"the {label} threshold {threshold} for {n} neurons and "

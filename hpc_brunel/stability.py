@@ -388,9 +388,10 @@ def leading_mode(p: MeanFieldParams, rate_hz: float) -> Mode:
 
 def _leading(p: MeanFieldParams, rate_hz: float) -> tuple[Mode, bool]:
     """(leading mode, stable). With no root found, the state is stable if the loop gain stays
-    below 1 on the scanned imaginary axis (small-gain argument: the loop gain is analytic and
-    bounded for Re lambda >= 0, so by the maximum principle |gain| < 1 there and (*) has no
-    root in the right half plane); this covers the near-silent states, whose gain ~ rate."""
+    below 1 at the scanned frequencies of the imaginary axis and at zero (a small-gain argument:
+    were |gain| < 1 on the whole axis, the maximum principle would exclude roots of (*) in the
+    right half plane; here it is checked at the scan points only, an approximation); this
+    covers the near-silent states, whose gain is proportional to the rate."""
     ms, max_gain = _search(p, rate_hz)
     slope = slope_of_transfer(p, rate_hz)
     if not ms:
@@ -440,7 +441,8 @@ def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -
     fps = meanfield.fixed_points_hz(p)
     best: tuple[float, Mode] | None = None
     for r in fps:
-        if r <= 0.0:  # no drive, no noise: the silent state is trivially stable
+        if r <= 0.0:  # a fixed point at 0 Hz (the root rounds to 0): silence is stable; the decay rate
+            # reported (1/tau_m, the membrane's) is an assumption, not an eigenvalue
             m = Mode(-1000.0 / p.tau_m_ms, 0.0)
             stable = True
         elif not resolve_mean_driven and is_mean_driven(p, r):
@@ -514,8 +516,8 @@ def theory_label(p: MeanFieldParams, *, margin_per_s: float = 0.0) -> str:
       instability at low external drive (eta < ~1) for strong inhibition.
 
     The 60 Hz cut lies between the two Hopf branches of model A: the critical
-    frequency along the fast line is 155-200 Hz for g = 4.5..8, along the slow
-    line 10-25 Hz (see :func:`phase_boundaries`).
+    frequency along the fast line is 161-193 Hz for g = 5..8 (249 Hz at g = 4.5,
+    eta = 7.75), along the slow band 7-32 Hz (see :func:`phase_boundaries`).
 
     Parameters
     ----------

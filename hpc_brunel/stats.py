@@ -75,7 +75,8 @@ class Synchrony:
     differ by < 1e-3 at chi ~ 0.1), so one threshold holds whatever the number of
     recorded neurons. ``rho_se`` is the standard error of rho: batch means of the
     population variance over N_BLOCKS contiguous blocks of the window (it grows for
-    few neurons, few spikes, short windows and slow oscillations)."""
+    few neurons, few spikes, short windows and slow oscillations); NaN with fewer
+    than 2 * N_BLOCKS bins."""
 
     chi: float
     rho: float
@@ -86,13 +87,7 @@ class Synchrony:
     def chi_inf(self) -> float:
         return float(np.sqrt(max(self.rho, 0.0))) if np.isfinite(self.rho) else float("nan")
 
-    def chi_inf_interval(self, n_se: float) -> tuple[float, float]:
-        """chi_inf at rho -+ n_se standard errors (clipped at 0)."""
-        lo, hi = self.rho - n_se * self.rho_se, self.rho + n_se * self.rho_se
-        return float(np.sqrt(max(lo, 0.0))), float(np.sqrt(max(hi, 0.0)))
 
-
-NAN_SYNCHRONY = Synchrony(float("nan"), float("nan"), float("nan"), 0)
 N_BLOCKS = 10  # blocks for the standard error of rho (batch means)
 
 
@@ -115,7 +110,7 @@ def synchrony_from_counts(pop_counts: np.ndarray, mean_var_i: float, n_neurons: 
     """
     n_bins = len(pop_counts)
     if n_bins < 2 or pop_counts.sum() == 0 or not mean_var_i > 0:
-        return NAN_SYNCHRONY
+        return Synchrony(float("nan"), float("nan"), float("nan"), int(n_neurons))
     x = pop_counts / n_neurons
     dev2 = (x - x.mean()) ** 2
     chi2 = dev2.mean() / mean_var_i
@@ -124,9 +119,10 @@ def synchrony_from_counts(pop_counts: np.ndarray, mean_var_i: float, n_neurons: 
         return Synchrony(chi, float("nan"), float("nan"), int(n_neurons))
     k = n_neurons / (n_neurons - 1.0)
     rho = k * (chi2 - 1.0 / n_neurons)
-    n_blocks = int(min(N_BLOCKS, n_bins))
-    block_var = np.array([blk.mean() for blk in np.array_split(dev2, n_blocks)])
-    rho_se = k * float(block_var.std(ddof=1)) / np.sqrt(n_blocks) / mean_var_i
+    if n_bins < 2 * N_BLOCKS:  # a block of one bin has no variance of its own: no honest error
+        return Synchrony(chi, float(rho), float("nan"), int(n_neurons))
+    block_var = np.array([blk.mean() for blk in np.array_split(dev2, N_BLOCKS)])
+    rho_se = k * float(block_var.std(ddof=1)) / np.sqrt(N_BLOCKS) / mean_var_i
     return Synchrony(chi, float(rho), rho_se, int(n_neurons))
 
 
@@ -136,7 +132,7 @@ def synchrony(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start_ms:
     (node ids 0..n_neurons-1, times in ms) in [t_start_ms, t_stop_ms)."""
     n_bins = int(round((t_stop_ms - t_start_ms) / bin_ms))
     if n_bins < 2 or len(ids) == 0:
-        return NAN_SYNCHRONY
+        return synchrony_from_counts(np.zeros(0), 0.0, n_neurons)
     b = np.floor((times_ms - t_start_ms) / bin_ms).astype(np.int64)
     ok = (b >= 0) & (b < n_bins)
     b, i = b[ok], ids[ok].astype(np.int64)

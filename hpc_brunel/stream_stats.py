@@ -157,8 +157,8 @@ def synchrony_from_moments(pop_counts: np.ndarray, sum_c: np.ndarray, sum_c2: np
     """Golomb's chi and its finite-size correction (`stats.Synchrony`) from the
     population counts per bin and the per-neuron sums of the binned counts c and
     c**2 (the formula of `stats.synchrony`)."""
-    if n_bins < 2 or pop_counts.sum() == 0:
-        return synchrony_from_counts(np.zeros(0), 0.0, n_neurons)
+    if n_bins < 2:
+        return synchrony_from_counts(np.zeros(0), 0.0, n_neurons)  # no synchrony without two bins
     var_i = sum_c2 / n_bins - (sum_c / n_bins) ** 2
     return synchrony_from_counts(pop_counts, float(var_i.mean()), n_neurons)
 

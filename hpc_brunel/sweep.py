@@ -49,6 +49,8 @@ class Sweep:
     scale: float = 1.0  # fraction of the full network's neurons; the in-degrees C_E, C_I stay
     v_init: str = "uniform"  # neuron.v_init_distribution of every point
     extra_args: list[str] = field(default_factory=list)
+    # 2: --scale shrinks the populations only (1: the in-degrees too); v_init
+    format_version: int = 2
 
     def save(self, d: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ class Sweep:
         data = json.loads((Path(d) / SWEEP_JSON).read_text())
         data["points"] = [SweepPoint(**p) for p in data["points"]]
         data.setdefault("v_init", "fixed")  # sweeps written before the option started at V_m = 0
+        data.setdefault("format_version", 1)
         return cls(**data)
 
     def run_args(self, p: SweepPoint, run_dir: Path) -> list[str]:
@@ -88,6 +91,17 @@ def scaled_sizes(scale: float) -> tuple[int, int]:
                           "the in-degrees C_E = 1000, C_I = 250 stay, so N must stay >= C)")
     n = RunConfig().network
     return round(n.n_excitatory * scale), round(n.n_inhibitory * scale)
+
+
+def scale_note(scale: float) -> str:
+    """What a sweep at --scale < 1 changes, in one line."""
+    n = RunConfig().network
+    n_e, n_i = scaled_sizes(scale)
+    return (f"sweep on a scaled-down network: N_E = {n_e}, N_I = {n_i} ({scale:g} of the neurons) with the paper's "
+            f"in-degrees C_E = {n.indegree_excitatory}, C_I = {n.indegree_inhibitory}, J and D: the mean field is "
+            f"unchanged, the connection probability is {n.indegree_excitatory / n_e:.2g} instead of "
+            f"{n.indegree_excitatory / n.n_excitatory:.2g}, and the extra shared input moves the boundaries of the "
+            "synchronous states")
 
 
 def grid(g_range: tuple[float, float, float], eta_range: tuple[float, float, float]) -> list[SweepPoint]:
@@ -236,7 +250,9 @@ def agreement(rows: list[dict]) -> Agreement:
     """Cell-by-cell comparison of the simulated labels with `theory_label`."""
     per = {}
     for r in rows:
-        th = r["theory_label"]
+        th = r.get("theory_label")
+        if th is None:  # collected without theory
+            continue
         v = per.setdefault(th, {"cells": 0, "agree": 0, "undetermined": 0, "other": {}})
         v["cells"] += 1
         if r["label"] == SIM_FOR_THEORY.get(th):
@@ -288,10 +304,16 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
     return {"fast": fast, "slow": slow, "sr": sr}
 
 
+THEORY_LINES_VERSION = 1  # bump when theory_lines computes something else
+
+
 def cached_theory_lines(sweep_dir: Path, g_min, g_max, eta_min, eta_max, base) -> dict:
     """theory_lines, kept in the sweep directory (a minute or two of computing)
     and recomputed only when the ranges or the model's parameters change."""
-    key = {"ranges": [g_min, g_max, eta_min, eta_max], "params": asdict(base)}
+    from . import stability
+
+    key = {"ranges": [g_min, g_max, eta_min, eta_max], "params": asdict(base), "version": THEORY_LINES_VERSION,
+           "cuts": [stability.FAST_SLOW_CUT_HZ, stability.SR_SATURATION_FRACTION, stability.MEAN_DRIVEN_SIGMAS]}
     f = Path(sweep_dir) / "theory_lines.json"
     if f.exists():
         old = json.loads(f.read_text())

@@ -157,3 +157,18 @@ def test_initial_state_options():
     assert cfg.neuron.v_init_distribution == "uniform"
     with pytest.raises(C.ConfigError, match=r"neuron\.v_init_distribution.*fixed.*uniform"):
         C.resolve(overrides=[C.parse_override("neuron.v_init_distribution=normal")])
+
+
+def test_schema_version_1_is_read_where_it_means_the_same():
+    v1 = {"schema_version": 1, "network": {"eta": 3.0}}
+    assert C.from_dict(v1).network.eta == 3.0  # E_L = 0: the drive is the same in both versions
+    with pytest.raises(C.ConfigError, match=r"schema_version = 1 with neuron\.e_l_mv = -70"):
+        C.from_dict({"schema_version": 1, "neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0}})
+    with pytest.raises(C.ConfigError, match="schema_version = 7"):
+        C.from_dict({"schema_version": 7})
+
+
+def test_uniform_start_ignores_the_fixed_value():
+    cfg = C.resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
+                                           "v_init_distribution": "uniform"}}])
+    assert cfg.neuron.v_init_mv == 0.0  # not used: V_m(0) ~ U(E_L, V_th)

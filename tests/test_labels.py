@@ -94,3 +94,32 @@ def test_a_measure_at_its_threshold_is_undetermined():
     assert lab.label == regimes.UNDETERMINED and lab.best_guess == "SI-slow" and "SI-slow threshold" in lab.reason
     net["synchrony_rho_10ms_se"] = rho_at * 0.01  # the same value, measured precisely
     assert regimes.classify(net, 200.0).label == "SI-slow"
+
+
+def test_irregular_synchrony_is_not_sr():
+    """Strongly co-modulated but irregular (Poisson) trains: high chi, CV ~ 1 -> not SR."""
+    ids, t, _, _ = modulated_poisson(200, 150.0, 1.0, 180.0, seed=9)
+    s = stats.population_stats(ids, t, 200, T0, T1)
+    assert s["synchrony_chi_inf"] > regimes.REGIME_THRESHOLDS["sr_chi_min"] * 0.5 and s["cv_isi_mean"] > 0.5
+    assert label(ids, t, 200).label == "SI-fast"
+
+
+def test_measures_that_cannot_be_computed_are_not_guessed():
+    net = {"n_neurons": 100, "n_spikes": 500, "rate_mean_hz": 10.0, "cv_isi_mean": float("nan"),
+           "cv_isi_n_neurons": 0, "synchrony_rho": float("nan"), "synchrony_rho_se": float("nan"),
+           "synchrony_rho_10ms": float("nan"), "synchrony_rho_10ms_se": float("nan")}
+    lab = regimes.classify(net, 500.0)
+    assert (lab.label, lab.best_guess) == (regimes.UNDETERMINED, regimes.UNDETERMINED)
+    assert "could not be computed" in lab.reason
+    # a value without a standard error is not taken at face value either
+    net.update(synchrony_rho=0.5, synchrony_rho_10ms=0.5, synchrony_rho_10ms_se=0.01)
+    assert regimes.classify(net, 500.0).label == regimes.UNDETERMINED
+    assert regimes.classify(net, float("nan")).label == regimes.UNDETERMINED
+
+
+def test_silent_needs_the_poisson_upper_limit_below_the_threshold():
+    assert regimes.poisson_upper_95(0) == pytest.approx(3.0, abs=0.01)
+    assert regimes.poisson_upper_95(1) == pytest.approx(4.74, abs=0.01)
+    # 2 spikes from 12,500 neurons in 1 s: rate 0.00016 Hz, upper limit 6.3 / 12,500 Hz: silent
+    net = {"n_neurons": 12500, "n_spikes": 2, "rate_mean_hz": 2 / 12500}
+    assert regimes.classify(net, 1000.0).label == "silent"
