@@ -1,6 +1,7 @@
-"""The four Brunel (2000) Fig. 8 states at full size (12,500 neurons), labelled from
-the spikes alone; 300 ms (first 100 ms discarded) on 2 ranks, the shortest run that
-labelled all four correctly for seeds 1, 2, 3 and 12345 (see README, Regimes)."""
+"""Brunel's (2000) Fig. 8 states at full size (12,500 neurons), labelled from the
+spikes alone (hpc_brunel.regimes) on 2 ranks: the four presets at 300 ms (first 100 ms
+discarded), a few recorded neurons, two held-out validation cases, and E_L != 0
+against the mean field (see README, Regimes)."""
 import json
 
 import numpy as np
@@ -68,3 +69,17 @@ def test_resting_potential_shifts_nothing(tmp_path):
     shifted = json.loads((runs["rest-70"] / "analysis.json").read_text())
     assert shifted["meanfield_rate_hz"] == pytest.approx(37.95, abs=0.05)
     assert shifted["populations"]["network"]["rate_mean_hz"] == pytest.approx(shifted["meanfield_rate_hz"], rel=0.04)
+
+
+@pytest.mark.parametrize("g, eta, expected", [(6.0, 2.0, "AI"), (8.0, 3.5, "SI-fast")])
+def test_held_out_validation_cases(tmp_path, g, eta, expected):
+    """Two cases of the held-out validation set (analysis/regime_validation.py): points
+    away from the Fig. 8 examples, inside their region by linear stability, seed 101,
+    uniform start, 1 s, 200 neurons recorded per population (the same spikes as the
+    first second of the validation set's 5 s run)."""
+    run_dir = tmp_path / f"g{g:g}_eta{eta:g}"
+    hpc_brunel("run", "--g", g, "--eta", eta, "--seed", "101", "--t-sim-ms", "1000", "--record", "200",
+               "--set", "neuron.v_init_distribution=uniform", "--run-dir", run_dir, ranks=2, check=True, timeout=900)
+    a = json.loads((run_dir / "analysis.json").read_text())
+    assert a["regime"] == expected, a["regime_reason"]
+    assert a["theory_label"] == expected

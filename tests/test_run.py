@@ -98,6 +98,39 @@ def test_same_spikes_whatever_the_rank_thread_split(tmp_path):
     assert spike_set(c) != sb
 
 
+@pytest.mark.mpi
+def test_uniform_initial_state_is_in_range_and_independent_of_the_split(tmp_path):
+    """neuron.v_init_distribution = uniform: V_m(0) in [E_L, V_th) (read back from NEST),
+    spread over the range, and the same spikes at 1x2 and 2x1 (NEST's per-VP streams)."""
+    probe = textwrap.dedent(f"""
+        import json, nest
+        from hpc_brunel import network
+        from hpc_brunel.config import resolve
+        nest.set_verbosity("M_ERROR")
+        cfg = resolve(overrides=[{{"neuron": {{"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
+                                              "v_init_distribution": "uniform"}}}}])
+        pop = nest.Create("iaf_psc_delta", 2000, params=network.initial_state(nest, cfg))
+        print(json.dumps(list(pop.get("V_m"))))
+    """)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    v = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert v.min() >= -70.0 and v.max() < -50.0
+    assert np.histogram(v, bins=4, range=(-70, -50))[0].min() > 400  # ~500 per quarter: spread, not fixed
+    uni = ("--set", "neuron.v_init_distribution=uniform")
+    a, b = tmp_path / "1x2", tmp_path / "2x1"
+    hpc_brunel("run", *SMALL, *uni, "--t-sim-ms", "150", "--run-dir", a, "--threads", "2", ranks=1, threads=2,
+               check=True)
+    hpc_brunel("run", *SMALL, *uni, "--t-sim-ms", "150", "--run-dir", b, ranks=2, check=True)
+    sa, sb = spike_set(a), spike_set(b)
+    assert sum(len(x) for x in sa.values()) > 100 and sa == sb
+    fixed = tmp_path / "fixed"
+    hpc_brunel("run", *SMALL, "--t-sim-ms", "150", "--run-dir", fixed, ranks=2, check=True)
+    assert spike_set(fixed) != sb  # the start matters
+
+
 def test_partial_recording(tmp_path):
     run_dir = tmp_path / "run"
     hpc_brunel("run", *SMALL, "--t-sim-ms", "200", "--record", "30", "--run-dir", run_dir, check=True)
