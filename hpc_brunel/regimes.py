@@ -16,8 +16,8 @@ The rule (every number is in REGIME_THRESHOLDS or MIN_DATA, and only there):
 3. Synchrony is Golomb's chi corrected for the finite-size floor (chi^2 of N
    independent trains is 1/N: see `stats.Synchrony`), so that 50 recorded
    neurons and 12,500 give the same number; each comparison with a threshold
-   uses chi_inf at rho -+ margin_se standard errors of rho (margin_se = 1: a
-   one-standard-error band, calibrated) and is "yes", "no" or "cannot tell"
+   uses chi_inf at rho -+ margin_se standard errors of rho (margin_se = 0.5,
+   calibrated) and is "yes", "no" or "cannot tell"
    (the band contains the threshold, or rho or its error could not be computed):
    - SR      mean CV(ISI) < regular_cv_max (from >= MIN_DATA["cv_neurons"]
              neurons with >= 3 spikes) and chi_inf(1 ms) >= sr_chi_min;
@@ -39,26 +39,30 @@ import math
 from dataclasses import asdict, dataclass
 
 # Calibrated by `python analysis/regime_validation.py calibrate` on the calibration
-# set only (the four Fig. 8 presets, seeds 1 and 2, 1 s at full size, all neurons
-# recorded, cut into windows [100, 300) and [100, 1000) ms and recorded subsets of
-# 50 / 200 / 1,000 / all neurons per population: 64 cases). Network (E + I):
-#   measure          below the threshold                above it
-#   CV(ISI)          SR <= 0.0017                       AI, SI-fast, SI-slow >= 0.215
-#   chi_inf 1 ms     AI, SI-fast, SI-slow <= 0.225      SR >= 0.492
-#   chi_inf 10 ms    AI, SI-fast <= 0.119               SI-slow >= 0.224
-#   chi_inf 1 ms     AI <= 0.110                        SI-fast >= 0.194
-# Each threshold is halfway between; margin_se is the largest (in steps of 0.25)
-# that still labels >= 95 % of the calibration cases (it labels all 64). The
-# validation on runs the calibration never saw is in the README.
+# set only: the four Fig. 8 presets and one point per regime nearer a boundary (SR
+# (2.5, 2.5), SI-fast (7, 3), AI (7, 2), SI-slow (4.5, 0.87), placed by linear
+# stability), seeds 1 and 2, 1 s at full size, all neurons recorded, cut into windows
+# [100, 300) and [100, 1000) ms and recorded subsets of 50 / 200 / 1,000 / all
+# neurons per population: 128 cases. Network (E + I), point estimates:
+#   measure          largest below the threshold        smallest above it
+#   CV(ISI)          SR 0.0017                          AI, SI-fast, SI-slow 0.131
+#   chi_inf 1 ms     AI, SI-fast, SI-slow 0.225         SR 0.492
+#   chi_inf 10 ms    AI, SI-fast 0.131                  SI-slow 0.123   (1 case on the wrong side)
+#   chi_inf 1 ms     AI 0.110                           SI-fast 0.111
+# Each threshold puts the fewest cases on the wrong side (halfway in the widest gap);
+# margin_se is the smallest (in steps of 0.25) that leaves no calibration case
+# confidently wrong (it labels 89 % of them, the rest "undetermined"). Near a
+# boundary the states differ little (chi_inf 0.11 against 0.11): such cases come out
+# "undetermined". The validation on runs the calibration never saw is in the README.
 REGIME_THRESHOLDS = {
-    "regular_cv_max": 0.108,  # SR: mean CV(ISI) below this...
+    "regular_cv_max": 0.066,  # SR: mean CV(ISI) below this...
     "sr_chi_min": 0.359,  # ...and chi_inf (1 ms) at least this: synchronous regular
-    "slow_chi_10ms_min": 0.172,  # chi_inf on 10 ms bins at least this: SI-slow
-    "fast_chi_1ms_min": 0.152,  # else chi_inf on 1 ms bins at least this: SI-fast; else AI
+    "slow_chi_10ms_min": 0.121,  # chi_inf on 10 ms bins at least this: SI-slow
+    "fast_chi_1ms_min": 0.111,  # else chi_inf on 1 ms bins at least this: SI-fast; else AI
     "silent_rate_hz": 0.1,  # mean rate below this: "silent" (none of Brunel's four states)
     # a chi_inf is above (below) a threshold when rho - k SE (rho + k SE) is, k = margin_se;
     # otherwise the label is "undetermined"
-    "margin_se": 1.0,
+    "margin_se": 0.5,
 }
 MIN_DATA = {
     "neurons": 10,  # recorded neurons (both populations together)
