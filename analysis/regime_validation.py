@@ -262,10 +262,11 @@ def validate() -> Path:
         if lab not in (r["regime"], regimes.UNDETERMINED):
             c["wrong"].append(f"{lab} (g={r['g']}, eta={r['eta']}, seed {r['seed']})")
         c["old_right"] += old_label(r) == r["regime"]
+        c["old_wrong"] = c.get("old_wrong", 0) + (old_label(r) != r["regime"])
     states = ["SR", "SI-fast", "AI", "SI-slow"]
     lines = ["| state | points (g, eta) | " + " | ".join(f"{int(w) / 1000:g} s, {n}" for w, n in CONDITION_ORDER) + " |",
              "|---|---|" + "---|" * len(CONDITION_ORDER)]
-    tot = {"n": 0, "right": 0, "undet": 0, "wrong": 0, "old_right": 0}
+    tot = {"n": 0, "right": 0, "undet": 0, "wrong": 0, "old_right": 0, "old_wrong": 0}
     for st in states:
         pts = sorted({(float(r["g"]), float(r["eta"])) for r in rows if r["regime"] == st})
         row = [st, ", ".join(f"({g:g}, {e:g})" for g, e in pts)]
@@ -276,7 +277,7 @@ def validate() -> Path:
                 continue
             row.append(f"{c['right']}/{c['n']}" + (f" ({c['undet']} undet.)" if c["undet"] else "")
                        + (" **" + "; ".join(c["wrong"]) + "**" if c["wrong"] else ""))
-            for k in ("n", "right", "undet", "old_right"):
+            for k in ("n", "right", "undet", "old_right", "old_wrong"):
                 tot[k] += c[k]
             tot["wrong"] += len(c["wrong"])
         lines.append("| " + " | ".join(row) + " |")
@@ -286,7 +287,17 @@ def validate() -> Path:
     summary = (f"Validation cases: {tot['n']}; labelled right {tot['right']} ({100 * tot['right'] / tot['n']:.1f} %), "
                f"undetermined {tot['undet']}, wrong {tot['wrong']}; Fig. 8 presets with >= 100 neurons recorded per "
                f"population labelled wrong: {len(presets_wrong)}. The rule it replaced (raw chi, same thresholds "
-               f"as before): right {tot['old_right']} ({100 * tot['old_right'] / tot['n']:.1f} %).")
+               f"as before, never undetermined): right {tot['old_right']} ({100 * tot['old_right'] / tot['n']:.1f} %), "
+               f"wrong {tot['old_wrong']}.")
+    by_length = {}
+    for (st, w, n), c in cells.items():
+        b = by_length.setdefault(w, [0, 0, 0])
+        b[0] += c["n"]
+        b[1] += c["right"]
+        b[2] += c["undet"]
+    summary += " By run length: " + ", ".join(
+        f"{int(w) / 1000:g} s {b[1]}/{b[0]} right ({100 * b[1] / b[0]:.0f} %, {b[2]} undetermined)"
+        for w, b in sorted(by_length.items(), key=lambda kv: float(kv[0]))) + "."
     text = ("\n".join(lines) + "\n\n" + summary + "\n\nPresets (validation seeds, 5 s, all neurons):\n\n"
             + presets_table() + "\n")
     path = OUT / "validation_table.md"
