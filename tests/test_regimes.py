@@ -1,6 +1,6 @@
 """Brunel's (2000) Fig. 8 states at full size (12,500 neurons), labelled from the
-spikes alone (hpc_brunel.regimes) on 2 ranks: the four presets at 300 ms (first 100 ms
-discarded), a few recorded neurons, two held-out validation cases, and E_L != 0
+spikes alone (hpc_brunel.regimes) on 2 ranks: the four presets at 1 s (first 100 ms
+discarded; at 300 ms a preset can be "undetermined", see README), a few recorded neurons, two held-out validation cases, and E_L != 0
 against the mean field (see README, Regimes)."""
 import json
 
@@ -18,7 +18,7 @@ EXPECTED = {"sr": "SR", "si-fast": "SI-fast", "ai": "AI", "si-slow": "SI-slow"}
 @pytest.mark.parametrize("regime", list(EXPECTED))
 def test_preset_is_labelled_correctly(tmp_path, regime):
     run_dir = tmp_path / regime
-    hpc_brunel("run", "--config", ROOT / "configs" / f"regime-{regime}.toml", "--t-sim-ms", "300", "--seed", "7",
+    hpc_brunel("run", "--config", ROOT / "configs" / f"regime-{regime}.toml", "--t-sim-ms", "1000", "--seed", "7",
                "--run-dir", run_dir, ranks=2, check=True, timeout=900)
     a = json.loads((run_dir / "analysis.json").read_text())
     assert a["regime"] == EXPECTED[regime], a["populations"]["network"]
@@ -46,7 +46,8 @@ def test_few_recorded_neurons_do_not_make_ai_synchronous(tmp_path):
     assert net["n_neurons"] == 50
     assert net["synchrony_chi"] > 0.13  # the raw chi sits near the floor 1/sqrt(50) = 0.14 ...
     assert net["synchrony_chi_inf"] < 0.13  # ... the corrected one at the full network's ~0.10
-    assert a["regime"] == "AI", a["regime_reason"]
+    # never a confident synchronous label; AI, or undetermined with AI as the best guess
+    assert a["regime"] in ("AI", "undetermined") and a["regime_best_guess"] == "AI", a["regime_reason"]
 
 
 def test_resting_potential_shifts_nothing(tmp_path):
