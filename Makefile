@@ -37,7 +37,7 @@ sweep: setup
 	$(PY) -m hpc_brunel sweep --out runs/sweep-full
 
 # the regime labels: simulate the calibration and the held-out validation set (full size,
-# ~35 min on 2 cores), then measure, calibrate and write the validation table
+# about 45 min on 2 cores), then measure, calibrate and write the validation table
 validate-regimes: setup
 	$(PY) analysis/regime_validation.py run calibration
 	$(PY) analysis/regime_validation.py run validation
