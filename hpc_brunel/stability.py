@@ -368,24 +368,6 @@ def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=_SCAN_FREQS_HZ,
     return tuple(sorted(out, key=lambda m: -m.growth_rate_per_s)), max(gains)
 
 
-def leading_mode(p: MeanFieldParams, rate_hz: float) -> Mode:
-    """The least stable mode of the fixed point rate_hz (see :func:`modes`).
-
-    Parameters
-    ----------
-    p : MeanFieldParams
-    rate_hz : float
-
-    Returns
-    -------
-    Mode
-        The root of (*) with the largest real part found; Mode(nan, nan) if the search found none
-        (this happens for nearly deterministic, near-saturated states, where the susceptibility
-        has weakly damped resonances at multiples of the firing rate).
-    """
-    return _leading(p, rate_hz)[0]
-
-
 def _leading(p: MeanFieldParams, rate_hz: float) -> tuple[Mode, bool]:
     """(leading mode, stable). With no root found, the state is stable if the loop gain stays
     below 1 at the scanned frequencies of the imaginary axis and at zero (a small-gain argument:
