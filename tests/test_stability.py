@@ -149,6 +149,9 @@ def _on_boundary(b):
 
 def test_fast_boundary_g6():
     """Brunel (2000) Fig. 8: above the AI band lies SI-fast, destabilised by a mode of period ~4 D."""
+    # Independent of this code: one loss of stability between eta = 2 and 4 (the simulations
+    # label g = 6, eta = 2 AI and eta = 4 SI-fast in every validation case) at ~1/(4 D).
+    # The narrower 3.0 < eta < 3.5 is a regression bound taken from this code (3.255).
     (b,) = stability.phase_boundaries([6.0], 2.0, 4.0, n_eta=5)
     assert not b.becomes_stable and 3.0 < b.eta < 3.5
     assert 150 < b.freq_hz < 200  # 1/(4 D) = 167 Hz
@@ -180,6 +183,7 @@ def test_margin_labels_weakly_damped_slow_mode():
     """g = 6, eta = 0.87: strictly stable (slow mode decays at ~4.5 /s), SI-slow with a 10 /s margin."""
     p = MeanFieldParams(g=6.0, eta=0.87)
     st = stability.stationary_state(p)
+    # -10 < growth < 0 is a regression bound from this code (-4.5 /s); what is tested is the margin rule
     assert st.stable and -10 < st.growth_rate_per_s < 0 and st.freq_hz < stability.FAST_SLOW_CUT_HZ
     assert stability.theory_label(p) == "AI"
     assert stability.theory_label(p, margin_per_s=10.0) == "SI-slow"
