@@ -41,9 +41,11 @@ sweep: setup
 validate-regimes: setup
 	$(PY) analysis/regime_validation.py run calibration
 	$(PY) analysis/regime_validation.py run validation
+	$(PY) analysis/regime_validation.py run test
 	$(PY) analysis/regime_validation.py measure
 	$(PY) analysis/regime_validation.py calibrate
-	$(PY) analysis/regime_validation.py validate
+	$(PY) analysis/regime_validation.py validate validation
+	$(PY) analysis/regime_validation.py validate test
 
 bench: setup
 	$(PY) scaling/bench_vs_script.py --reps 3

@@ -1,19 +1,29 @@
 """Calibrate and validate the regime labels on two disjoint sets of full-size runs.
 
     python analysis/regime_validation.py run calibration     # simulate the calibration set
-    python analysis/regime_validation.py run validation      # simulate the held-out set
+    python analysis/regime_validation.py run validation      # simulate the development set (seeds 101, 102)
+    python analysis/regime_validation.py run test            # simulate the test set (seeds 201, 202)
     python analysis/regime_validation.py measure             # measures per run x window x recorded subset
     python analysis/regime_validation.py calibrate           # thresholds suggested by the calibration set
-    python analysis/regime_validation.py validate            # label the held-out cases -> table (README)
+    python analysis/regime_validation.py validate test       # label the held-out cases -> table (README)
 
 Every run records all 12,500 neurons and is simulated once; the conditions are
 cut from it: a run of T ms is the first T ms of a longer run with the same seed
 (NEST's spikes do not depend on where Simulate stops), and recording the first
 n neurons of each population records exactly those neurons' spikes of the
 all-recorded run (recording does not touch the dynamics). The calibration set
-(four Fig. 8 presets, seeds 1 and 2, 1 s) and the validation set (other seeds,
-5 s, the presets and two more points per regime, from other initial conditions)
-share no run.
+(four Fig. 8 presets and one more point per regime, seeds 1 and 2, 1 s) and the
+held-out sets (other seeds, 5 s, the presets and two more points per regime)
+share no run. Three sets, three roles:
+
+  calibration   seeds 1, 2         the thresholds (`calibrate`)
+  validation    seeds 101, 102     held out from the calibration; the first rule was
+                                   validated on it (90.2 % right), and the present
+                                   rule's form (the spectral peak decides fast or slow)
+                                   and margin were chosen on it: a development set now
+  test          seeds 201, 202     the same points, simulated after the rule was
+                                   fixed and never used to choose anything: the
+                                   README's table
 """
 from __future__ import annotations
 
@@ -85,9 +95,10 @@ def cases(which: str) -> list[Case]:
         return ([Case(r, g, eta, seed, 1000.0, "fixed") for seed in (1, 2) for r, (g, eta) in PRESETS.items()]
                 + [Case(r, g, eta, seed, 1000.0, "uniform") for seed in (1, 2) for r, pts in CALIBRATION_POINTS.items()
                    for g, eta in pts])
-    out = [Case(r, g, eta, seed, 5000.0, "fixed") for seed in (101, 102) for r, (g, eta) in PRESETS.items()]
-    out += [Case(r, g, eta, seed, 5000.0, "uniform") for seed in (101, 102) for r, pts in OTHER_POINTS.items()
-            for g, eta in pts if r != "SR" or seed == 101]  # SR: 6 min per 5 s run on 2 cores, one seed
+    seeds = {"validation": (101, 102), "test": (201, 202)}[which]
+    out = [Case(r, g, eta, seed, 5000.0, "fixed") for seed in seeds for r, (g, eta) in PRESETS.items()]
+    out += [Case(r, g, eta, seed, 5000.0, "uniform") for seed in seeds for r, pts in OTHER_POINTS.items()
+            for g, eta in pts if r != "SR" or seed == seeds[0]]  # SR: 6 min per 5 s run on 2 cores, one seed
     return sorted(out, key=lambda c: c.regime == "SR")  # the expensive SR runs last
 
 
@@ -149,7 +160,7 @@ def measure_run(d: Path, which: str, c: Case) -> list[dict]:
     return rows
 
 
-def measure(sets=("calibration", "validation")) -> Path:
+def measure(sets=("calibration", "validation", "test")) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for which in sets:
@@ -208,23 +219,27 @@ def calibrate() -> dict:
     found["regular_cv_max"] = between(vals("cv_isi_mean", {"SR"}), vals("cv_isi_mean", {"AI", "SI-fast", "SI-slow"}))
     found["sr_chi_min"] = between(vals("synchrony_chi_inf", {"AI", "SI-fast", "SI-slow"}),
                                   vals("synchrony_chi_inf", {"SR"}))
-    found["slow_chi_10ms_min"] = between(vals("synchrony_chi_10ms_inf", {"AI", "SI-fast"}),
+    # the slow test separates AI from SI-slow (a fast state is tested against the fast
+    # threshold: its spectral peak is above regimes' fast_slow_cut_hz)
+    found["slow_chi_10ms_min"] = between(vals("synchrony_chi_10ms_inf", {"AI"}),
                                          vals("synchrony_chi_10ms_inf", {"SI-slow"}))
     found["fast_chi_1ms_min"] = between(vals("synchrony_chi_inf", {"AI"}), vals("synchrony_chi_inf", {"SI-fast"}))
     thresholds = dict(regimes.REGIME_THRESHOLDS, **{k: v for k, (v, _) in found.items()})
     # the margin: the smallest (in steps of 0.25 standard errors) that leaves no
     # calibration case confidently wrong (a label other than its state's)
-    margin, share = 3.0, 0.0
+    # (reported, not applied: under the present rule it is 0, and the development set
+    # showed 0 too small, so regimes keeps 0.5 -- see the comment at REGIME_THRESHOLDS)
+    margin = 3.0
     for k in [0.25 * i for i in range(13)]:
         th = dict(thresholds, margin_se=k)
         labels = [regimes.classify(r, _window(r), th).label for r in rows]
-        wrong = sum(lab not in (r["regime"], regimes.UNDETERMINED) for lab, r in zip(labels, rows))
-        share = sum(lab == r["regime"] for lab, r in zip(labels, rows)) / len(rows)
-        if wrong == 0:
+        if not any(lab not in (r["regime"], regimes.UNDETERMINED) for lab, r in zip(labels, rows)):
             margin = k
             break
-    thresholds["margin_se"] = margin
+    labels = [regimes.classify(r, _window(r), thresholds).label for r in rows]
+    share = sum(lab == r["regime"] for lab, r in zip(labels, rows)) / len(rows)
     out = {"cases": len(rows), "thresholds": thresholds, "labelled_right": share,
+           "smallest_margin_se_without_a_wrong_calibration_case": margin,
            "ranges": {k: {"largest_below": lo, "smallest_above": hi, "cases_on_the_wrong_side": err}
                       for k, (_, (lo, hi, err)) in found.items()}}
     (OUT / "calibration.json").write_text(json.dumps(out, indent=2))
@@ -237,10 +252,10 @@ def calibrate() -> dict:
 CONDITION_ORDER = [(w, n) for w in ("300", "1000", "5000") for n in ("50", "200", "1000", "all")]
 
 
-def validate() -> Path:
-    """Label every held-out case with hpc_brunel.regimes (as it is) and with the
-    raw-chi rule it replaced; write the table for the README."""
-    rows = read_measures("validation")
+def validate(which: str = "test") -> Path:
+    """Label every held-out case of `which` with hpc_brunel.regimes (as it is) and with
+    the raw-chi rule it replaced; write the table (the README's: the test set)."""
+    rows = read_measures(which)
     old = {"regular_cv_max": 0.2, "sr_chi_min": 0.3, "slow_chi_10ms_min": 0.17, "fast_chi_1ms_min": 0.15}
 
     def old_label(r):  # the rule before: absolute thresholds on the raw chi
@@ -284,7 +299,7 @@ def validate() -> Path:
     presets_wrong = [r for r in rows if (float(r["g"]), float(r["eta"])) == PRESETS[r["regime"]]
                      and r["recorded_per_pop"] != "50"
                      and regimes.classify(r, _window(r)).label not in (r["regime"], regimes.UNDETERMINED)]
-    summary = (f"Validation cases: {tot['n']}; labelled right {tot['right']} ({100 * tot['right'] / tot['n']:.1f} %), "
+    summary = (f"{which.capitalize()} set cases: {tot['n']}; labelled right {tot['right']} ({100 * tot['right'] / tot['n']:.1f} %), "
                f"undetermined {tot['undet']}, wrong {tot['wrong']}; Fig. 8 presets with >= 100 neurons recorded per "
                f"population labelled wrong: {len(presets_wrong)}. The rule it replaced (raw chi, same thresholds "
                f"as before, never undetermined): right {tot['old_right']} ({100 * tot['old_right'] / tot['n']:.1f} %), "
@@ -298,9 +313,9 @@ def validate() -> Path:
     summary += " By run length: " + ", ".join(
         f"{int(w) / 1000:g} s {b[1]}/{b[0]} right ({100 * b[1] / b[0]:.0f} %, {b[2]} undetermined)"
         for w, b in sorted(by_length.items(), key=lambda kv: float(kv[0]))) + "."
-    text = ("\n".join(lines) + "\n\n" + summary + "\n\nPresets (validation seeds, 5 s, all neurons):\n\n"
-            + presets_table() + "\n")
-    path = OUT / "validation_table.md"
+    text = ("\n".join(lines) + "\n\n" + summary + f"\n\nPresets ({which} seeds, 5 s, all neurons):\n\n"
+            + presets_table(which) + "\n")
+    path = OUT / ("validation_table.md" if which == "test" else f"{which}_table.md")
     path.write_text(text)
     print(text)
     return path
@@ -312,12 +327,12 @@ LOOKS = {"SR": "all neurons fire regularly near saturation, in lock-step",
          "SI-slow": "low rates, slow ~20 Hz population waves"}
 
 
-def presets_table() -> str:
-    """The README's table of the four presets: validation seeds, 5 s, all neurons."""
+def presets_table(which: str = "test") -> str:
+    """The README's table of the four presets: held-out seeds, 5 s, all neurons."""
     from hpc_brunel import stability
     from hpc_brunel.meanfield import MeanFieldParams
 
-    rows = [r for r in read_measures("validation") if r["t_sim_ms"] == "5000" and r["recorded_per_pop"] == "all"
+    rows = [r for r in read_measures(which) if r["t_sim_ms"] == "5000" and r["recorded_per_pop"] == "all"
             and (float(r["g"]), float(r["eta"])) == PRESETS[r["regime"]]]
 
     def span(key, fmt):
@@ -340,16 +355,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("which", choices=("calibration", "validation"))
+    r.add_argument("which", choices=("calibration", "validation", "test"))
     m = sub.add_parser("measure")
-    m.add_argument("sets", nargs="*", default=["calibration", "validation"])
+    m.add_argument("sets", nargs="*", default=["calibration", "validation", "test"])
     sub.add_parser("calibrate")
-    sub.add_parser("validate")
+    v = sub.add_parser("validate")
+    v.add_argument("which", nargs="?", choices=("validation", "test"), default="test")
     args = ap.parse_args(argv)
     if args.cmd == "calibrate":
         calibrate()
     elif args.cmd == "validate":
-        validate()
+        validate(args.which)
     elif args.cmd == "run":
         simulate(args.which)
     elif args.cmd == "measure":

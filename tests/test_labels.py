@@ -4,7 +4,7 @@ little data gives "undetermined" instead of a guess. No NEST."""
 import numpy as np
 import pytest
 
-from hpc_brunel import regimes, stats
+from hpc_brunel import regimes, stability, stats
 
 T0, T1 = 100.0, 1100.0
 DT = 0.1
@@ -89,11 +89,32 @@ def test_a_measure_at_its_threshold_is_undetermined():
     rho_at = th["slow_chi_10ms_min"] ** 2
     net = {"n_neurons": 100, "n_spikes": 5000, "rate_mean_hz": 6.0, "cv_isi_mean": 0.5, "cv_isi_n_neurons": 80,
            "synchrony_rho": 0.01, "synchrony_rho_se": 0.001, "synchrony_rho_10ms": rho_at * 1.05,
-           "synchrony_rho_10ms_se": rho_at * 0.2}
+           "synchrony_rho_10ms_se": rho_at * 0.2, "psd_peak_hz": 25.0}
     lab = regimes.classify(net, 200.0)
     assert lab.label == regimes.UNDETERMINED and lab.best_guess == "SI-slow" and "SI-slow threshold" in lab.reason
     net["synchrony_rho_10ms_se"] = rho_at * 0.01  # the same value, measured precisely
     assert regimes.classify(net, 200.0).label == "SI-slow"
+
+
+def test_the_spectral_peak_decides_which_synchrony_is_tested():
+    """A fast oscillation correlates 10 ms bins too: a clearly fast-synchronous run whose
+    chi_inf(10 ms) sits at the slow threshold is SI-fast, not "undetermined" (the rule
+    before this one tested SI-slow first). The same measures with a slow peak: SI-slow
+    is tested, and its measure is too close to call."""
+    th = regimes.REGIME_THRESHOLDS
+    assert th["fast_slow_cut_hz"] == stability.FAST_SLOW_CUT_HZ  # the theory's cut, not a fitted one
+    slow_at = th["slow_chi_10ms_min"] ** 2
+    net = {"n_neurons": 400, "n_spikes": 40000, "rate_mean_hz": 50.0, "cv_isi_mean": 0.8, "cv_isi_n_neurons": 400,
+           "synchrony_rho": 0.05, "synchrony_rho_se": 0.005,  # chi_inf(1 ms) 0.22: far above the fast threshold
+           "synchrony_rho_10ms": slow_at, "synchrony_rho_10ms_se": 0.004, "psd_peak_hz": 180.0}
+    assert regimes.classify(net, 200.0).label == "SI-fast"
+    lab = regimes.classify({**net, "psd_peak_hz": 25.0}, 200.0)
+    assert lab.label == regimes.UNDETERMINED and "SI-slow threshold" in lab.reason
+    # below both thresholds: AI whatever the peak
+    quiet = {**net, "synchrony_rho": 0.001, "synchrony_rho_10ms": 0.001, "synchrony_rho_10ms_se": 0.0005}
+    assert regimes.classify(quiet, 200.0).label == regimes.classify({**quiet, "psd_peak_hz": 25.0}, 200.0).label == "AI"
+    # no spectral peak (too short for one segment): not guessed
+    assert regimes.classify({**net, "psd_peak_hz": float("nan")}, 200.0).label == regimes.UNDETERMINED
 
 
 def test_irregular_synchrony_is_not_sr():
@@ -107,7 +128,7 @@ def test_irregular_synchrony_is_not_sr():
 def test_measures_that_cannot_be_computed_are_not_guessed():
     net = {"n_neurons": 100, "n_spikes": 500, "rate_mean_hz": 10.0, "cv_isi_mean": float("nan"),
            "cv_isi_n_neurons": 0, "synchrony_rho": float("nan"), "synchrony_rho_se": float("nan"),
-           "synchrony_rho_10ms": float("nan"), "synchrony_rho_10ms_se": float("nan")}
+           "synchrony_rho_10ms": float("nan"), "synchrony_rho_10ms_se": float("nan"), "psd_peak_hz": 20.0}
     lab = regimes.classify(net, 500.0)
     assert (lab.label, lab.best_guess) == (regimes.UNDETERMINED, regimes.UNDETERMINED)
     assert "could not be computed" in lab.reason
