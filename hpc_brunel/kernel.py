@@ -44,10 +44,31 @@ def nest_links_mpi() -> bool | None:
     return False
 
 
-def import_nest():
-    os.environ.setdefault("PYNEST_QUIET", "1")
-    import nest  # noqa: PLC0415 - imported late on purpose: after MPI is up
+# PyNEST 3.10 imports these at `import nest` when they are installed, for features a
+# rank process of hpc_brunel never uses: pandas for NodeCollection.get(output="pandas")
+# (nest/lib/hl_api_types.py, hl_api_sonata.py), matplotlib for spatial plotting
+# (nest/lib/hl_api_spatial.py). Both imports sit in try/except ImportError. Measured
+# 2026-11-27: VmRSS after `import nest` 123 MiB with them, 68 MiB without, per rank.
+NEST_OPTIONAL_IMPORTS_HIDDEN = ("pandas", "matplotlib")
 
+
+def import_nest():
+    """Import NEST (after MPI is up) with pandas and matplotlib hidden during the
+    import, so that NEST does not load them (55 MiB per rank). They stay importable
+    afterwards (our plots import matplotlib themselves); a module already imported
+    is left alone. Only NEST's pandas output and spatial plots are unavailable."""
+    import sys
+
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    hidden = [m for m in NEST_OPTIONAL_IMPORTS_HIDDEN if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # makes `import m` raise ImportError
+    try:
+        import nest  # noqa: PLC0415 - imported late on purpose: after MPI is up
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
     return nest
 
 
@@ -193,6 +214,20 @@ def accumulate_timers(total: dict[str, float], nest) -> dict[str, float]:
     for key, value in kernel_timers(nest).items():
         total[key] = total.get(key, 0.0) + value if is_per_simulate_timer(key) else value
     return total
+
+
+def release_freed_memory() -> bool:
+    """Give memory the process has freed back to the system (glibc's malloc_trim(0);
+    NEST's connections are many small blocks, which free() keeps in the heap). False
+    where the C library has no malloc_trim."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def memory_kib() -> dict[str, int]:

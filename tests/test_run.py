@@ -187,3 +187,61 @@ def test_full_network_two_ranks_is_ai_near_mean_field(tmp_path):
     assert a["regime"] == "AI"
     assert a["populations"]["network"]["rate_mean_hz"] == pytest.approx(a["meanfield_rate_hz"], rel=0.04)
     assert a["meanfield_rate_hz"] == pytest.approx(37.95, abs=0.05)
+
+
+LOCAL_COUNT = r"""
+import sys, warnings
+sys.argv = sys.argv[:1]
+import nest
+from hpc_brunel import kernel, network
+from hpc_brunel.config import parse_override, resolve
+pairs = %r
+cfg = resolve(overrides=[parse_override(s) for s in pairs])
+kernel.setup_kernel(nest, threads_per_rank=int(%r), resolution_ms=0.1, rng_seed=1)
+net = network.build(nest, cfg)
+ours = network.local_neuron_count(nest, net)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    nests = {name: len(nest.GetLocalNodeCollection(pop)) for name, pop in net.neurons.items()}
+open("%s/rank_%%d.txt" %% nest.Rank(), "w").write(f"{ours == nests} {ours} {nests}")
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks, threads", [(1, 2), (2, 1), (2, 2), (3, 1)])
+def test_local_neuron_count_is_nests(tmp_path, ranks, threads):
+    """network.local_neuron_count (from NEST's node distribution) against
+    nest.GetLocalNodeCollection, which it replaces because it costs memory."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from hpc_brunel.parallel import mpirun_argv
+
+    pairs = [SMALL[i + 1] for i in range(0, len(SMALL), 2)] + ["network.n_inhibitory=201"]  # uneven split
+    cmd = [sys.executable, "-c", LOCAL_COUNT % (pairs, threads, tmp_path)]
+    env = {**os.environ, "PYNEST_QUIET": "1"}
+    if ranks > 1 or threads > 1:
+        cmd, extra = mpirun_argv(ranks, threads, cmd)
+        env.update(extra)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    lines = [(tmp_path / f"rank_{r}.txt").read_text() for r in range(ranks)]  # one per rank: each must exist
+    assert all(ln.startswith("True ") for ln in lines), "\n".join(lines)
+
+
+def test_nest_is_imported_without_pandas_and_matplotlib_which_stay_importable():
+    """kernel.import_nest hides pandas and matplotlib from PyNEST's optional imports
+    (55 MiB per rank, BENCHMARKS.md) and leaves both importable afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hpc_brunel import kernel; nest = kernel.import_nest(); "
+            "print(sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules)); "
+            "import pandas, matplotlib; print(nest.__version__, bool(pandas.DataFrame), bool(matplotlib.__version__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.strip().splitlines()[-2:]
+    assert first == "[]"
+    assert second.endswith("True True")

@@ -13,6 +13,8 @@
 #   NEST_OPTIMIZE      compiler flags, ';'-separated             [-O3;-march=native]
 #   NEST_DETAILED_TIMERS  ON/OFF                                 [ON]
 #   NEST_CMAKE_EXTRA   extra "-C cmake.define.X=Y" arguments for the NEST build
+#   NEST_PATCHES       patches applied to NEST's sdist before the build, or "none"
+#                      [tools/nest-patches/*.patch]; their sha256 is part of the cache key
 #   PYTHON             interpreter to create the venv from        [python3]
 set -euo pipefail
 
@@ -25,12 +27,26 @@ NEST_MODELS=${NEST_MODELS:-iaf_psc_delta;iaf_psc_alpha;iaf_psc_exp;poisson_gener
 NEST_OPTIMIZE=${NEST_OPTIMIZE:--O3;-march=native}
 NEST_DETAILED_TIMERS=${NEST_DETAILED_TIMERS:-ON}
 NEST_CMAKE_EXTRA=${NEST_CMAKE_EXTRA:-}
+# Patches to NEST (tools/nest-patches/README.md says what each does and why). Each is
+# named in the build key with its sha256, so a changed patch means a new cached wheel,
+# and provenance (nest-build-options.txt) records what this NEST was built with.
+if [ "${NEST_PATCHES:-}" = none ]; then
+    NEST_PATCHES=""
+elif [ -z "${NEST_PATCHES:-}" ]; then
+    NEST_PATCHES=$(ls "$here"/tools/nest-patches/*.patch 2>/dev/null | tr '\n' ' ')
+fi
+patch_ids=""
+for p in $NEST_PATCHES; do
+    [ -f "$p" ] || { echo "[setup] ERROR: NEST_PATCHES: no such patch file: $p" >&2; exit 1; }
+    patch_ids="$patch_ids $(basename "$p" .patch):$(sha256sum "$p" | cut -c1-12)"
+done
+patch_ids=${patch_ids# }
 # Runtime and test dependencies (pandas, neo via elephant: the Python API's to_pandas/to_neo;
 # libsonata: the tests read spikes.h5 with it). They are part of the set-up key below, so an
 # existing venv gets a dependency added here on the next `make setup`.
 PY_DEPS=(numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata)
 PY_IMPORTS="numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata"
-APT_PKGS=(openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
+APT_PKGS=(g++ patch openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
 
 say() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
@@ -48,7 +64,7 @@ PY
 }
 
 # --- 0. fast path: everything done before with the same options -------------
-key_src="nest=$NEST_VERSION models=$NEST_MODELS opt=$NEST_OPTIMIZE timers=$NEST_DETAILED_TIMERS extra=$NEST_CMAKE_EXTRA py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') arch=$(uname -m)"
+key_src="nest=$NEST_VERSION models=$NEST_MODELS opt=$NEST_OPTIMIZE timers=$NEST_DETAILED_TIMERS extra=$NEST_CMAKE_EXTRA patches=${patch_ids:-none} py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') arch=$(uname -m)"
 case "$NEST_OPTIMIZE" in *native*) key_src="$key_src cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)";; esac
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)  # the NEST build (wheel cache)
 # the whole environment: the NEST build and the Python dependencies
@@ -122,10 +138,28 @@ if [ -z "$whl" ]; then
     say "building NEST $NEST_VERSION with MPI from the sdist (a few minutes; cached in $wheel_dir)"
     say "  models: $NEST_MODELS; flags: $NEST_OPTIMIZE; detailed timers: $NEST_DETAILED_TIMERS"
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nest-build.XXXXXX")
+    nest_src="nest-simulator==$NEST_VERSION"  # pip fetches the sdist itself when unpatched
+    if [ -n "$NEST_PATCHES" ]; then
+        say "  patches: $patch_ids"
+        sdist=$("$py" "$here/tools/fetch-sdist.py" nest-simulator "$NEST_VERSION" "$CACHE/sdist")
+        tar -xzf "$sdist" -C "$tmp"
+        nest_src=$(ls -d "$tmp"/nest_simulator-"$NEST_VERSION")
+        for p in $NEST_PATCHES; do
+            patch -s -p1 -d "$nest_src" < "$p" || die "patch $p does not apply to NEST $NEST_VERSION"
+        done
+        # The patched BlockVector against std::vector (tools/nest-patches/test_block_vector.cpp),
+        # with AddressSanitizer where the compiler has it: a broken patch stops here.
+        san="-fsanitize=address,undefined"
+        echo 'int main(){}' | g++ -x c++ $san -o "$tmp/san-probe" - 2>/dev/null || san=""
+        g++ -std=c++17 -O1 -g $san -I"$here/tools/nest-patches" -I"$nest_src/libnestutil" \
+            "$here/tools/nest-patches/test_block_vector.cpp" -o "$tmp/test_block_vector" \
+            && ASAN_OPTIONS=detect_leaks=0 "$tmp/test_block_vector" \
+            || die "the patched NEST BlockVector failed its check (tools/nest-patches/test_block_vector.cpp)"
+    fi
     # shellcheck disable=SC2086
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
     "$py" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary nest-simulator \
-        -w "$tmp" "nest-simulator==$NEST_VERSION" \
+        -w "$tmp" "$nest_src" \
         -C cmake.define.with-mpi=ON \
         -C "$models_def" \
         -C "cmake.define.with-optimize=$NEST_OPTIMIZE" \
