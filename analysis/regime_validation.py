@@ -315,7 +315,7 @@ def validate(which: str = "test") -> Path:
         for w, b in sorted(by_length.items(), key=lambda kv: float(kv[0]))) + "."
     text = ("\n".join(lines) + "\n\n" + summary + f"\n\nPresets ({which} seeds, 5 s, all neurons):\n\n"
             + presets_table(which) + "\n")
-    path = OUT / ("validation_table.md" if which == "test" else f"{which}_table.md")
+    path = OUT / f"{which}_table.md"
     path.write_text(text)
     print(text)
     return path

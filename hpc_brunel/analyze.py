@@ -181,6 +181,24 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
     return analysis
 
 
+def relabel_run(run_dir: Path) -> dict:
+    """Apply the current label rule (hpc_brunel.regimes) to an analyzed run's stored
+    statistics and rewrite analysis.json and report.md: no gather, no statistics, no
+    mean field. For the statistics themselves to follow a code change, run
+    analyze_run again."""
+    run_dir = Path(run_dir)
+    a = json.loads((run_dir / "analysis.json").read_text())
+    lo, hi = a["window_ms"]
+    lab = regimes.classify(a["populations"]["network"], hi - lo)
+    a.update(regime=lab.label, regime_reason=lab.reason, regime_best_guess=lab.best_guess,
+             regime_thresholds=regimes.REGIME_THRESHOLDS, regime_min_data=regimes.MIN_DATA)
+    record = rundir.read_run_json(run_dir)
+    cfg = from_dict(record["config"])
+    (run_dir / "analysis.json").write_text(json.dumps(_clean(a), indent=2))
+    (run_dir / "report.md").write_text(report_markdown(a, record, cfg, (run_dir / "raster.png").exists()))
+    return a
+
+
 ROWS = [
     ("rate mean [Hz]", "rate_mean_hz", "{:.2f}"),
     ("rate sd [Hz]", "rate_sd_hz", "{:.2f}"),

@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="sweep directory (resumes if it exists)")
     sw.add_argument("--slurm", action="store_true", help="submit as a SLURM job array plus a collect job")
     sw.add_argument("--collect-only", action="store_true", help="only (re)draw the table and diagram from --out")
+    sw.add_argument("--relabel", action="store_true",
+                    help="label every finished point of --out again with the current rule, from its stored "
+                         "statistics (no simulation), then redraw")
     sw.add_argument("--partition", default="", help="with --slurm: SLURM partition (default: the site's)")
     sw.add_argument("--account", default="", help="with --slurm: SLURM account to charge (default: none)")
     sw.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: per point")
@@ -360,11 +363,11 @@ def cmd_scale(args) -> int:
 def cmd_sweep(args) -> int:
     from . import sweep as S
 
-    if args.collect_only:
+    if args.collect_only or args.relabel:
         if not (args.out / S.SWEEP_JSON).exists():
             print(f"hpc_brunel: error: --out {args.out}: not a sweep directory (no {S.SWEEP_JSON})", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return finish_sweep(args.out)
+        return finish_sweep(args.out, S.relabel(args.out) if args.relabel else ())
 
     for flag, value in (("--g", args.g_single), ("--eta", args.eta_single)):
         if value is not None:

@@ -149,6 +149,25 @@ def run_point(sweep: Sweep, p: SweepPoint, sweep_dir: Path, python: str = sys.ex
     return a["regime"]
 
 
+def relabel(sweep_dir: Path, log=print) -> list[str]:
+    """Label every finished point again with the current rule, from its stored
+    statistics (analyze.relabel_run: no simulation, no re-analysis), so that the
+    sweep's table and diagram follow a changed label rule."""
+    from .analyze import relabel_run
+
+    sweep = Sweep.load(sweep_dir)
+    done = [p for p in sweep.points if point_done(sweep_dir / p.name)]
+    failures, changed = [], 0
+    for p in done:
+        try:
+            before = json.loads((sweep_dir / p.name / "analysis.json").read_text())["regime"]
+            changed += relabel_run(sweep_dir / p.name)["regime"] != before
+        except Exception as e:  # keep going: report every point that failed
+            failures.append(f"{p.name}: relabel failed: {e}")
+    log(f"[sweep] relabelled {len(done) - len(failures)} of {len(sweep.points)} points: {changed} changed label")
+    return failures
+
+
 def run_local(sweep: Sweep, sweep_dir: Path, jobs: int = 1, log=print) -> list[str]:
     """Run the missing points over a bounded pool of `jobs` concurrent mpirun jobs."""
     sweep.save(sweep_dir)

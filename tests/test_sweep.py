@@ -55,6 +55,15 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     assert "3 of 4 points done already; running 1" in second.stdout
     assert (out / "g3_eta1" / "analysis.json").stat().st_mtime == mtime
     assert json.loads((out / "g6_eta2" / "analysis.json").read_text())["parameters"]["g"] == 6.0
+    # --relabel: every point analyzed again from its spikes (no simulation), the table follows
+    a = json.loads((out / "g3_eta1" / "analysis.json").read_text())
+    right = a["regime"]
+    (out / "g3_eta1" / "analysis.json").write_text(json.dumps({**a, "regime": "stale-label"}))
+    hpc_brunel("sweep", "--relabel", "--out", out, check=True)
+    assert json.loads((out / "g3_eta1" / "analysis.json").read_text())["regime"] == right
+    rows = {(r["g"], r["eta"]): r["label"] for r in csv.DictReader(open(out / "sweep.csv"))}
+    assert rows[("3", "1")] == right and "stale-label" not in rows.values()
+    assert (out / "g3_eta1" / "run.json").stat().st_mtime < (out / "g3_eta1" / "analysis.json").stat().st_mtime
 
 
 def test_agreement_counts_cells_on_the_side_theory_predicts():
