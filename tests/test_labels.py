@@ -110,6 +110,10 @@ def test_the_spectral_peak_decides_which_synchrony_is_tested():
     assert regimes.classify(net, 200.0).label == "SI-fast"
     lab = regimes.classify({**net, "psd_peak_hz": 25.0}, 200.0)
     assert lab.label == regimes.UNDETERMINED and "SI-slow threshold" in lab.reason
+    # synchronous at 120 Hz: neither the fast mode's band (>= 150 Hz at D = 1.5 ms) nor the slow one's
+    lab = regimes.classify({**net, "psd_peak_hz": 120.0}, 200.0)
+    assert lab.label == regimes.UNDETERMINED and "below the fast oscillation's band" in lab.reason
+    assert lab.best_guess == "SI-fast"
     # below both thresholds: AI whatever the peak
     quiet = {**net, "synchrony_rho": 0.001, "synchrony_rho_10ms": 0.001, "synchrony_rho_10ms_se": 0.0005}
     assert regimes.classify(quiet, 200.0).label == regimes.classify({**quiet, "psd_peak_hz": 25.0}, 200.0).label == "AI"
