@@ -36,16 +36,18 @@ scale-weak: setup
 sweep: setup
 	$(PY) -m hpc_brunel sweep --out runs/sweep-full
 
-# the regime labels: simulate the calibration and the held-out validation set (full size,
-# about 45 min on 2 cores), then measure, calibrate and write the validation table
+# the regime labels: simulate the calibration set and the three held-out sets (full size, about
+# 1 h 45 min on 2 cores; runs that exist are kept), then measure, calibrate and write the tables
 validate-regimes: setup
 	$(PY) analysis/regime_validation.py run calibration
 	$(PY) analysis/regime_validation.py run validation
 	$(PY) analysis/regime_validation.py run test
+	$(PY) analysis/regime_validation.py run holdout
 	$(PY) analysis/regime_validation.py measure
 	$(PY) analysis/regime_validation.py calibrate
 	$(PY) analysis/regime_validation.py validate validation
 	$(PY) analysis/regime_validation.py validate test
+	$(PY) analysis/regime_validation.py validate holdout
 
 bench: setup
 	$(PY) scaling/bench_vs_script.py --reps 3
