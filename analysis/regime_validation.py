@@ -44,9 +44,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpc_brunel import regimes, stats, stream_stats  # noqa: E402
-from hpc_brunel.parallel import mpirun_argv  # noqa: E402
-from hpc_brunel.results import load_run  # noqa: E402
+from hpc_brunel.analysis import (
+    regimes,
+    stats,
+    stream_stats,  # noqa: E402
+)
+from hpc_brunel.analysis.results import load_run  # noqa: E402
+from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
 
 RUNS = Path(os.environ.get("HPC_BRUNEL_REGIME_RUNS", ROOT / "runs" / "regimes"))
 OUT = ROOT / "analysis" / "regimes"
@@ -340,8 +344,8 @@ LOOKS = {"SR": "all neurons fire regularly near saturation, in lock-step",
 
 def presets_table(which: str = "test") -> str:
     """The README's table of the four presets: held-out seeds, 5 s, all neurons."""
-    from hpc_brunel import stability
-    from hpc_brunel.meanfield import MeanFieldParams
+    from hpc_brunel.theory import stability
+    from hpc_brunel.theory.meanfield import MeanFieldParams
 
     rows = [r for r in read_measures(which) if r["t_sim_ms"] == "5000" and r["recorded_per_pop"] == "all"
             and (float(r["g"]), float(r["eta"])) == PRESETS[r["regime"]]]

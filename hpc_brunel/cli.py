@@ -1,41 +1,20 @@
-"""Command line: `python -m hpc_brunel {run,analyze,...}`.
+"""Command line: `python -m hpc_brunel {run,analyze,...}` -- argument parsing only.
 
-Exit status: 0 success, 1 unexpected failure, 2 bad input (one line naming the
-parameter and the allowed values, the same decision on every rank), 3 run
-stopped early by SIGTERM/SIGINT with its data flushed.
+`main` parses the arguments and hands them to `hpc_brunel.commands.dispatch`,
+which runs the command and returns its exit status (hpc_brunel.errors: 0 success,
+1 unexpected failure, 2 bad input, 3 run stopped early by SIGTERM/SIGINT with
+its data flushed).
 """
 from __future__ import annotations
 
 import argparse
-import logging
+import shlex
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import REGIMES, ConfigError
-
-EXIT_BAD_INPUT = 2
-
-
-class _RankFilter(logging.Filter):
-    def __init__(self, rank: int):
-        super().__init__()
-        self.rank = rank
-
-    def filter(self, record):
-        record.rank = self.rank
-        return True
-
-
-def setup_logging(rank: int, verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RankFilter(rank))
-    handler.setFormatter(logging.Formatter("%(asctime)s [rank %(rank)d] %(levelname)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("hpc_brunel")
-    root.handlers[:] = [handler]
-    # Rank 0 reports progress; the others stay quiet unless something is wrong.
-    root.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
-    root.propagate = False
+from hpc_brunel._version import __version__
+from hpc_brunel.config import PRESETS
+from hpc_brunel.errors import EXIT_BAD_INPUT, print_error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        from .parallel import launcher_rank
+        from hpc_brunel.simulation.parallel import launcher_rank
 
         if launcher_rank() == 0:
             self.print_usage(sys.stderr)
@@ -78,12 +57,13 @@ def _positive_int(s: str) -> int:
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
+    """The options that resolve a run configuration (run, config)."""
     p.add_argument("--config", metavar="TOML", help="TOML config file (see configs/; a run's own config.toml "
                                                     "reruns it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set network.relative_inhibition=4.5 (repeatable)")
     p.add_argument("--regime", metavar="NAME",
-                   help=f"Brunel (2000) Fig. 8 preset for (g, eta): {', '.join(REGIMES)}; wins over g and eta "
+                   help=f"Brunel (2000) Fig. 8 preset for (g, eta): {', '.join(PRESETS)}; wins over g and eta "
                         "from --config; an error together with --g/--eta or --set of those")
     p.add_argument("--t-sim-ms", type=float, help="model time to simulate [ms] (simulation.t_sim_ms)")
     p.add_argument("--seed", type=int, help="NEST rng_seed (simulation.rng_seed)")
@@ -94,32 +74,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="record only the first N neurons of each population (default: all)")
 
 
-def config_from_args(args):
-    from .config import parse_override, resolve
-
-    overrides = [parse_override(s) for s in args.overrides]
-    short = {
-        ("simulation", "t_sim_ms"): args.t_sim_ms,
-        ("simulation", "rng_seed"): args.seed,
-        ("network", "relative_inhibition"): args.g,
-        ("network", "eta"): args.eta,
-        ("recording", "n_record_per_population"): args.record,
-    }
-    if getattr(args, "no_analyze", False):
-        short[("analysis", "run_after_simulation")] = False
-    if args.regime:
-        given = [flag for flag, v in (("--g", args.g), ("--eta", args.eta)) if v is not None]
-        given += [f"--set network.{k}" for ov in overrides for k in ov.get("network", {})
-                  if k in ("relative_inhibition", "eta")]
-        if given:
-            raise ConfigError(f"--regime {args.regime} sets g and eta; {' and '.join(given)} conflicts with it: "
-                              "give --regime or the values, not both")
-    overrides += [{sec: {key: val}} for (sec, key), val in short.items() if val is not None]
-    return resolve(args.config, overrides, args.regime)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hpc_brunel", description=__doc__.splitlines()[0])
+    """The parser of `python -m hpc_brunel` with every sub-command and option."""
+    p = _Parser(prog="python -m hpc_brunel",
+                description="The Brunel (2000) balanced network on NEST, across MPI ranks x threads.")
     p.add_argument("--version", action="version", version=f"hpc_brunel {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -150,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-plots", action="store_true",
                     help="skip the figures (raster, distributions, spectrum): statistics and report only")
 
-    sc = sub.add_parser("scale", help="strong- or weak-scaling series (beNNch-style timers, table and plots)")
+    sc = sub.add_parser("scale", help="strong- or weak-scaling series (beNNch-style timers, table and plots)",
+                        description="Strong- or weak-scaling series: one run per decomposition and repetition, "
+                                    "NEST's timers per phase, a results.csv in beNNch's columns and plots. What the "
+                                    "defaults cost on 2 cores (scaling/README.md, 2026-11-25): strong = 8 runs of the "
+                                    "full 12,500-neuron network (1x1, 1x2, 2x1, 4x1 oversubscribed; 2 repetitions; "
+                                    "100 + 500 ms), about 1 min 15 s; weak = 8 runs of 3,125 neurons per VP, about "
+                                    "40 s; plot: seconds.")
     sc.add_argument("kind", choices=["strong", "weak", "plot"],
                     help="strong: fixed 12,500-neuron network; weak: neurons grow with the VPs; plot: redraw a table")
     sc.add_argument("--decompositions", default="1x1,1x2,2x1,4x1",
@@ -171,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--account", default="", help="with --slurm: SLURM account to charge (default: none)")
     sc.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: time limit per point")
 
-    sw = sub.add_parser("sweep", help="g x eta grid of short runs: Brunel's Fig. 8 phase diagram (resumable)")
+    sw = sub.add_parser("sweep", help="g x eta grid of short runs: Brunel's Fig. 8 phase diagram (resumable)",
+                        description="g x eta grid of short runs labelled from their spikes, compared cell by cell "
+                                    "with linear stability: Brunel's Fig. 8 phase diagram. Resumable: analyzed "
+                                    "points are kept. What the defaults cost: 9 x 8 = 72 full-size runs of 300 ms, "
+                                    "about 25 min on 2 cores (2 concurrent 1-rank jobs), plus a minute or two for "
+                                    "the theory lines; --scale 0.2 runs a smaller network.")
     sw.add_argument("--g-range", default="0:8:1", metavar="MIN:MAX:STEP",
                     help="range of g, both ends included (default 0:8:1)")
     sw.add_argument("--eta-range", default="0.5:4:0.5", metavar="MIN:MAX:STEP",
@@ -199,9 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--account", default="", help="with --slurm: SLURM account to charge (default: none)")
     sw.add_argument("--time", dest="time_limit", default="00:30:00", help="with --slurm: per point")
 
-    from .jobscript import main_args as jobscript_args
-
-    jobscript_args(sub)
+    add_jobscript_parser(sub)
 
     la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
                                       "--oversubscribe / binding / root variables only where needed")
@@ -214,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 
     pl = sub.add_parser("plan", help="predict peak memory per rank and simulate time per model second of a "
-                                     "network size on ranks x threads, from measured runs")
+                                     "network size on ranks x threads, from measured runs",
+                        description="Predict peak memory per rank and simulate time per model second of a network "
+                                    "on ranks x threads from a fit to measured runs (hpc_brunel/data/"
+                                    "network_size.csv, or --table). Simulates nothing: well under a second.")
     pl.add_argument("--neurons", type=_positive_int, default=12500, help="network size N (80 %% excitatory)")
     pl.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks")
     pl.add_argument("--threads", type=_positive_int, default=1, help="threads per rank")
@@ -231,214 +201,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_run(args) -> int:
-    from .parallel import Parallel
-
-    par = Parallel.from_environment()
-    setup_logging(par.rank, args.verbose)
-
-    def body() -> int:
-        from .run import command
-
-        return command(args, par, lambda: config_from_args(args))
-
-    # Any unexpected error on any rank ends the whole job (MPI_Abort) with a failure record.
-    return par.run_guarded(body)
-
-
-def cmd_config(args) -> int:
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as e:
-        print(f"hpc_brunel: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    sys.stdout.write(cfg.to_toml())
-    return 0
-
-
-def cmd_launch(args) -> int:
-    import os
-    import shutil
-    import subprocess
-
-    from .parallel import mpirun_argv
-
-    from .parallel import choose_split
-
-    if args.cores is not None:
-        if args.ranks or args.threads:
-            print("hpc_brunel: error: --cores chooses ranks and threads: give --cores or -n/--threads, not both",
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
-        args.ranks, args.threads = choose_split(args.cores)
-        print(f"--cores {args.cores}: {args.ranks} rank(s) x {args.threads} thread(s)", file=sys.stderr)
-    args.ranks, args.threads = args.ranks or 4, args.threads or 1
-    rest = [a for a in args.rest if a != "--"] or ["run"]
-    if shutil.which(args.mpirun) is None:
-        print(f"hpc_brunel: error: --mpirun {args.mpirun}: not found on PATH (install Open MPI or load an MPI module)",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if rest[0] == "run" and "--threads" not in rest:
-        rest += ["--threads", str(args.threads)]
-    argv, env = mpirun_argv(args.ranks, args.threads, [sys.executable, "-m", "hpc_brunel", *rest], args.mpirun)
-    print("+ " + " ".join(argv), file=sys.stderr, flush=True)
-    return subprocess.run(argv, env={**os.environ, **env}).returncode
+def add_jobscript_parser(sub) -> None:
+    """The `jobscript` sub-command's options."""
+    j = sub.add_parser("jobscript", help="render (and submit) SLURM jobscripts for a run and its analysis")
+    j.add_argument("what", choices=["run", "analyze", "chain", "examples"],
+                   help="run/analyze: print the jobscript; chain: write both and submit run -> analyze; "
+                        "examples: (re)write the ready-to-edit scripts of jobscripts/ (or --out DIR)")
+    j.add_argument("--out", type=Path, default=Path("jobscripts"), help="with 'examples': where to write them")
+    j.add_argument("--run-dir", type=Path, help="run directory (default: runs/brunel-<date>-<time>)")
+    j.add_argument("--partition", default="", help="#SBATCH --partition (default: none, the site's default)")
+    j.add_argument("--account", default="", help="#SBATCH --account to charge (default: none)")
+    j.add_argument("--time", dest="time_limit", default="00:30:00", metavar="[D-]HH:MM:SS",
+                   help="#SBATCH --time of the run job (default 00:30:00; the analysis job gets 00:20:00)")
+    j.add_argument("--nodes", type=int, default=1, help="#SBATCH --nodes of the run job (default 1)")
+    j.add_argument("--ntasks-per-node", type=int, default=2,
+                   help="MPI ranks per node (default 2); ranks x --cpus-per-task = cores per node")
+    j.add_argument("--cpus-per-task", type=int, default=1,
+                   help="threads per rank (default 1): OMP_NUM_THREADS and hpc_brunel's threads follow it")
+    j.add_argument("--module", dest="modules", action="append", default=[], help="module to load (repeatable)")
+    j.add_argument("--venv", default=None, help="virtual environment the jobs activate (default: the active one, "
+                                                "$VIRTUAL_ENV or this Python's venv; '' for none)")
+    j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: the current directory)")
+    j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
+    j.add_argument("--no-exclusive", action="store_true",
+                   help="do not ask for whole nodes (#SBATCH --exclusive is the default for the run job)")
+    j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
+                   help="extra #SBATCH line, e.g. --sbatch=--mem=0 (repeatable)")
+    j.add_argument("--run-args", default="", help="options for 'hpc_brunel run', e.g. '--t-sim-ms 500'")
 
 
-def cmd_analyze(args) -> int:
-    from .analyze import analyze_run
-    from .gather import IncompleteRunError
-
-    if args.transient_ms is not None and not (0 <= args.transient_ms < float("inf")):
-        print(f"hpc_brunel: error: --transient-ms = {args.transient_ms}: allowed a finite number >= 0",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        analyze_run(args.run_dir, partial=args.partial, t_transient_ms=args.transient_ms, plots=not args.no_plots,
-                    print_table=True)
-    except IncompleteRunError as e:
-        print(f"hpc_brunel: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
-
-
-def cmd_scale(args) -> int:
-    import datetime as dt
-    import shlex
-
-    from . import scaling
-    from .scaling_plots import format_table, plot_table
-
-    if args.kind == "plot":
-        if not args.out:
-            print("hpc_brunel: error: scale plot needs --out TABLE_OR_SERIES_DIR", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        series_dir = args.out / scaling.SERIES_JSON
-        if series_dir.exists() and any((args.out / p.name / "run.json").exists()
-                                       for p in scaling.Series.load(args.out).points):
-            scaling.collect(args.out)  # a series directory with its runs: (re)collect its finished points
-        header, rows = scaling.read_table(args.out)
-        print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
-        print("\n".join(str(p) for p in plot_table(args.out)))
-        return 0
-    try:
-        decomps = scaling.parse_decompositions(args.decompositions)
-        for name, v in (("--t-sim-ms", args.t_sim_ms), ("--presim-ms", args.presim_ms)):
-            if not (0 <= v < float("inf")) or (name == "--t-sim-ms" and v == 0):
-                raise ConfigError(f"{name} = {v}: allowed a finite number of ms > 0")
-        series = scaling.plan(args.kind, decomps, repetitions=args.repetitions, t_sim_ms=args.t_sim_ms,
-                              presim_ms=args.presim_ms, neurons=args.neurons, neurons_per_vp=args.neurons_per_vp, seed=args.seed,
-                              extra_args=shlex.split(args.run_args))
-        if min(p.n_excitatory for p in series.points) < 1000 and "indegree" not in args.run_args:
-            what = "--neurons-per-vp" if args.kind == "weak" else "--neurons"
-            raise ConfigError(f"{what}: the smallest point has fewer than C_E = 1000 excitatory neurons; allowed "
-                              "--neurons >= 1250 (weak: --neurons-per-vp x VPs >= 1250), or lower the in-degrees "
-                              "with --run-args")
-    except ConfigError as e:
-        print(f"hpc_brunel: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    out = args.out or Path("runs") / f"scaling-{args.kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    if args.slurm:
-        from .jobscript import Cluster, submit_series
-
-        try:
-            cluster = Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit).validate()
-        except ConfigError as e:
-            print(f"hpc_brunel: error: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return submit_series(series, out, cluster)
-    try:
-        scaling.run_local(series, out)
-    except RuntimeError as e:
-        print(f"hpc_brunel: error: {e}", file=sys.stderr)
-        return 1
-    rows = scaling.collect(out)
-    print(format_table(scaling.aggregate(rows, args.kind)))
-    for p in plot_table(out):
-        print(f"plot: {p}")
-    print(f"table: {out / scaling.RESULTS_CSV}")
-    return 0
-
-
-def cmd_sweep(args) -> int:
-    from . import sweep as S
-
-    if args.collect_only or args.relabel:
-        if not (args.out / S.SWEEP_JSON).exists():
-            print(f"hpc_brunel: error: --out {args.out}: not a sweep directory (no {S.SWEEP_JSON})", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return finish_sweep(args.out, S.relabel(args.out) if args.relabel else ())
-
-    for flag, value in (("--g", args.g_single), ("--eta", args.eta_single)):
-        if value is not None:
-            print(f"hpc_brunel: error: sweep {flag} {value}: {flag} is one value (for run/config); the sweep's "
-                  f"range is {flag}-range MIN:MAX:STEP", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    try:
-        points = S.grid(S.parse_range(args.g_range, "g"), S.parse_range(args.eta_range, "eta"))
-        S.scaled_sizes(args.scale)  # checks the range
-        if not (20 <= args.t_sim_ms < float("inf")):
-            raise ConfigError(f"--t-sim-ms {args.t_sim_ms}: allowed a finite number >= 20 ms")
-    except ConfigError as e:
-        print(f"hpc_brunel: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    sweep = S.Sweep(points, t_sim_ms=args.t_sim_ms, seed=args.seed, ranks=args.ranks, threads=args.threads,
-                    scale=args.scale, v_init=args.v_init)
-    if args.scale < 1:
-        print(f"WARNING: {S.scale_note(args.scale)}", file=sys.stderr)
-    if args.out.exists() and (args.out / S.SWEEP_JSON).exists():
-        old = S.Sweep.load(args.out)
-        if old.format_version != sweep.format_version and old.scale != 1.0:
-            print(f"hpc_brunel: error: --out {args.out} holds a sweep whose --scale {old.scale} shrank the in-degrees "
-                  "too (older hpc_brunel); --scale now keeps them: choose another --out", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if (old.t_sim_ms, old.seed, old.scale, old.v_init) != (sweep.t_sim_ms, sweep.seed, sweep.scale, sweep.v_init):
-            print(f"hpc_brunel: error: --out {args.out} holds a sweep with other settings (t_sim_ms, seed, scale, "
-                  f"v_init = {old.t_sim_ms}, {old.seed}, {old.scale}, {old.v_init}); choose another --out",
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
-    if args.slurm:
-        from .jobscript import Cluster, submit_sweep
-
-        return submit_sweep(sweep, args.out, Cluster(partition=args.partition, account=args.account,
-                                                     time_limit=args.time_limit).validate())
-    failures = S.run_local(sweep, args.out, jobs=args.jobs)
-    return finish_sweep(args.out, failures)
-
-
-def finish_sweep(out: Path, failures=()) -> int:
-    from . import sweep as S
-
-    return S.finish(out, failures)
-
-
-def cmd_jobscript(args) -> int:
-    from .jobscript import cmd_jobscript as run_it
-
-    if args.what in ("run", "chain"):  # what the allocation must hold, from the run's own config
-        import shlex
-
-        from .plan import allocation_warnings
-
-        try:
-            cfg = config_from_args(build_parser().parse_args(["run", *shlex.split(args.run_args)]))
-        except ConfigError as e:
-            print(f"hpc_brunel: error: --run-args: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        for line in allocation_warnings(cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
-                                        cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch):
-            print(line, file=sys.stderr)
-    return run_it(args)
-
-
-def cmd_plan(args) -> int:
-    from .plan import command
-
-    return command(args)
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line; `jobscript run|chain` also parses its --run-args as
+    `run` options (args.run_namespace), so that the run's own config is known."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "jobscript":
+        args.run_namespace = None
+        if args.what in ("run", "chain"):
+            try:
+                run_argv = ["run", *shlex.split(args.run_args)]
+            except ValueError as e:
+                print_error(f"--run-args {args.run_args!r}: {e}")
+                raise SystemExit(EXIT_BAD_INPUT) from None
+            args.run_namespace = parser.parse_args(run_argv)
+    return args
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
-                "scale": cmd_scale, "jobscript": cmd_jobscript, "sweep": cmd_sweep, "plan": cmd_plan}
-    return commands[args.command](args)
+    """`python -m hpc_brunel ...`: parse, run the command, return its exit status."""
+    from hpc_brunel.commands import dispatch
+
+    return dispatch(parse_args(argv))

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import tomllib
+
+from hpc_brunel.errors import ConfigError
 
 # 2: nu_thr = (V_th - E_L) / (J C_E tau_m) (version 1 used V_th: the same for E_L = 0);
 #    neuron.v_init_distribution
@@ -27,7 +30,7 @@ SYNAPSE_MODELS = ("static_synapse_hom_w", "static_synapse")
 
 # Brunel (2000), Fig. 8: (g, eta) of the four example states. Everything else is
 # the default network.
-REGIMES: dict[str, tuple[float, float]] = {
+PRESETS: dict[str, tuple[float, float]] = {
     "sr": (3.0, 2.0),
     "si-fast": (6.0, 4.0),
     "ai": (5.0, 2.0),
@@ -35,13 +38,10 @@ REGIMES: dict[str, tuple[float, float]] = {
 }
 
 
-class ConfigError(ValueError):
-    """Bad user input. The message is one line that names the parameter and the
-    allowed values; the CLI prints it and exits with status 2 on every rank."""
-
-
 @dataclass(frozen=True)
 class NetworkConfig:
+    """[network]: population sizes, in-degrees, weights, delay and drive (Brunel's model A)."""
+
     n_excitatory: int = 10000
     n_inhibitory: int = 2500
     indegree_excitatory: int = 1000  # C_E
@@ -56,11 +56,14 @@ class NetworkConfig:
 
     @property
     def n_neurons(self) -> int:
+        """N = N_E + N_I."""
         return self.n_excitatory + self.n_inhibitory
 
 
 @dataclass(frozen=True)
 class NeuronConfig:
+    """[neuron]: the leaky integrate-and-fire neuron with delta synapses and its initial state."""
+
     model: str = "iaf_psc_delta"
     v_threshold_mv: float = 20.0
     v_reset_mv: float = 10.0
@@ -77,6 +80,8 @@ class NeuronConfig:
 
 @dataclass(frozen=True)
 class SimulationConfig:
+    """[simulation]: model time, resolution, chunking, warm-up, seed and threads per rank."""
+
     t_sim_ms: float = 1000.0
     resolution_ms: float = 0.1
     chunk_ms: float = 100.0  # spikes are written to disk after every chunk
@@ -87,12 +92,16 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class RecordingConfig:
+    """[recording]: which neurons write their spikes to the rank files."""
+
     # Record the first N neurons of each population; 0 means all of them.
     n_record_per_population: int = 0
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
+    """[analysis]: the transient discarded by the analysis, and whether `run` analyzes at its end."""
+
     t_transient_ms: float = 100.0
     run_after_simulation: bool = True
 
@@ -147,6 +156,8 @@ NEST_KERNEL_MANAGED: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RunConfig:
+    """The whole resolved configuration of a run: one frozen dataclass per TOML section."""
+
     network: NetworkConfig = field(default_factory=NetworkConfig)
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -169,9 +180,11 @@ class RunConfig:
         return self.network.eta * self.nu_threshold_hz * self.network.indegree_excitatory
 
     def to_dict(self) -> dict:
+        """The configuration as plain data (run.json "config"), with its schema version."""
         return {"schema_version": CONFIG_SCHEMA_VERSION, **dataclasses.asdict(self)}
 
     def to_toml(self) -> str:
+        """The configuration as TOML (config.toml; `--config` reads it back)."""
         lines = [f"# hpc_brunel resolved run configuration\nschema_version = {CONFIG_SCHEMA_VERSION}"]
         for sec in fields(self):
             lines.append(f"\n[{sec.name}]")
@@ -296,6 +309,7 @@ def _kernel_settings(values: dict) -> dict:
 
 
 def load_toml(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a TOML config file over `base` (default: the defaults); ConfigError on bad input."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -324,9 +338,10 @@ def parse_override(assignment: str) -> dict:
 
 
 def apply_regime(cfg: RunConfig, regime: str) -> RunConfig:
-    if regime not in REGIMES:
-        raise ConfigError(f"--regime {regime!r}: unknown regime{_suggest(regime, REGIMES)}; allowed: {', '.join(REGIMES)}")
-    g, eta = REGIMES[regime]
+    """`cfg` with g and eta of the Fig. 8 preset `regime` (a key of PRESETS)."""
+    if regime not in PRESETS:
+        raise ConfigError(f"--regime {regime!r}: unknown regime{_suggest(regime, PRESETS)}; allowed: {', '.join(PRESETS)}")
+    g, eta = PRESETS[regime]
     return dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, relative_inhibition=g, eta=eta))
 
 

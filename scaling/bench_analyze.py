@@ -34,7 +34,7 @@ KEYS = ("rate_mean_hz", "rate_sd_hz", "rate_median_hz", "silent_fraction", "cv_i
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from hpc_brunel.analyze import analyze_run
+from hpc_brunel.analysis.analyze import analyze_run
 t0 = time.perf_counter()
 a = analyze_run(Path(sys.argv[1]), plots=sys.argv[2] == "1")
 wall = time.perf_counter() - t0

@@ -26,7 +26,7 @@ import json, resource, sys, time
 lim = int(sys.argv[2])
 if lim:
     resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))
-from hpc_brunel import gather
+from hpc_brunel.analysis import gather
 t0 = time.perf_counter()
 s = gather.gather(sys.argv[1])
 dt = time.perf_counter() - t0
@@ -47,7 +47,7 @@ def run_gather(run_dir: Path, tree: Path, nofile: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from hpc_brunel import synthetic
+    from hpc_brunel.simulation import synthetic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ranks", default="256,1024,2048")

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpc_brunel import provenance  # noqa: E402
-from hpc_brunel.parallel import mpirun_argv  # noqa: E402
+from hpc_brunel.simulation import provenance  # noqa: E402
+from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
 
 PHASES = ("after create", "after connect", "after first 100 ms", "peak (VmHWM)")
 

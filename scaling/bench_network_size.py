@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpc_brunel import provenance  # noqa: E402
+from hpc_brunel.simulation import provenance  # noqa: E402
 
 COLUMNS = ("neurons", "ranks", "threads_per_rank", "t_sim_ms", "synapses", "rate_hz", "time_create_s",
            "time_connect_s", "time_simulate_s", "real_time_factor", "peak_rss_per_rank_mib",

@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpc_brunel import provenance  # noqa: E402
-from hpc_brunel.parallel import mpirun_argv  # noqa: E402
+from hpc_brunel.simulation import provenance  # noqa: E402
+from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 

@@ -10,10 +10,10 @@ import shutil
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hpc_brunel import rundir  # noqa: E402
-from hpc_brunel.recording import RankSpikeWriter, open_rank_file, rank_file_name, read_meta  # noqa: E402
+from hpc_brunel.analysis.rankfiles import open_rank_file, read_meta  # noqa: E402
+from hpc_brunel.simulation import rundir  # noqa: E402
+from hpc_brunel.simulation.recording import RankSpikeWriter, rank_file_name  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -44,7 +44,7 @@ def fault_env(spec: str) -> dict:
 def hpc_brunel(*args, ranks: int = 1, threads: int | None = None, timeout: float = 600, env=None,
                check: bool = False) -> subprocess.CompletedProcess:
     """Run `python -m hpc_brunel ARGS` (under mpirun when ranks > 1)."""
-    from hpc_brunel.parallel import mpirun_argv
+    from hpc_brunel.simulation.parallel import mpirun_argv
 
     cmd = [sys.executable, "-m", "hpc_brunel", *map(str, args)]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -81,7 +81,7 @@ class Launched:
     """An mpirun (or single) process group that is always killed at the end."""
 
     def __init__(self, args, ranks=2, threads=1, env=None):
-        from hpc_brunel.parallel import mpirun_argv
+        from hpc_brunel.simulation.parallel import mpirun_argv
 
         cmd = [sys.executable, "-m", "hpc_brunel", *map(str, args)]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -138,7 +138,8 @@ def launch():
 
 
 def wait_for_chunks(run_dir, n_chunks, ranks, timeout=120):
-    from hpc_brunel.recording import open_rank_file, rank_file_name
+    from hpc_brunel.analysis.rankfiles import open_rank_file
+    from hpc_brunel.simulation.recording import rank_file_name
 
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:

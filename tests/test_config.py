@@ -137,7 +137,7 @@ def test_bad_kernel_settings_one_line(tmp_path, toml, needle):
 def test_threshold_rate_is_relative_to_rest():
     """nu_thr = (V_th - E_L) / (J C_E tau_m): the same network written with a resting
     potential of -70 mV has the same drive (and the same mean field) as with E_L = 0."""
-    from hpc_brunel import meanfield
+    from hpc_brunel.theory import meanfield
 
     shifted = C.resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
                                                "v_init_mv": -70.0}}])

@@ -44,8 +44,10 @@ patch_ids=${patch_ids# }
 # Runtime and test dependencies (pandas, neo via elephant: the Python API's to_pandas/to_neo;
 # libsonata: the tests read spikes.h5 with it). They are part of the set-up key below, so an
 # existing venv gets a dependency added here on the next `make setup`.
-PY_DEPS=(numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata)
-PY_IMPORTS="numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata"
+# Test-only: import-linter (the layers contract, tests/test_layers.py) and nnmt (the Neuronal
+# Network Meanfield Toolbox: an independent mean field for tests/theory/test_meanfield.py).
+PY_DEPS=(numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata import-linter nnmt)
+PY_IMPORTS="numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata importlinter nnmt"
 APT_PKGS=(g++ patch openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
 
 say() { echo "[setup] $*"; }

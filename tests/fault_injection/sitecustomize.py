@@ -23,7 +23,7 @@ _spec = os.environ.get("HPC_BRUNEL_TEST_FAULT", "")
 def _install(spec: str) -> None:
     target, rank, *call = spec.split(":")
     nth = int(call[0]) if call else 1
-    from hpc_brunel.parallel import launcher_rank
+    from hpc_brunel.simulation.parallel import launcher_rank
 
     if launcher_rank() != int(rank):
         return
@@ -36,7 +36,7 @@ def _install(spec: str) -> None:
     if target in ("open_rank_file", "append_chunk"):
         import errno
 
-        from hpc_brunel import recording
+        from hpc_brunel.simulation import recording
 
         cls = recording.RankSpikeWriter
         name = "__init__" if target == "open_rank_file" else "append_chunk"
@@ -52,10 +52,10 @@ def _install(spec: str) -> None:
         import importlib
 
         module, func, error = {
-            "provenance": ("hpc_brunel.provenance", "versions", RuntimeError),
-            "analyze": ("hpc_brunel.analyze", "compute_streaming", RuntimeError),
-            "check_nest": ("hpc_brunel.kernel", "check_nest", None),
-            "hook_interrupt": ("hpc_brunel.rundir", "record_failure", KeyboardInterrupt),
+            "provenance": ("hpc_brunel.simulation.provenance", "versions", RuntimeError),
+            "analyze": ("hpc_brunel.analysis.analyze", "compute_streaming", RuntimeError),
+            "check_nest": ("hpc_brunel.simulation.kernel", "check_nest", None),
+            "hook_interrupt": ("hpc_brunel.simulation.rundir", "record_failure", KeyboardInterrupt),
         }[target]
         mod = importlib.import_module(module)
         error = error or mod.NestSetupError

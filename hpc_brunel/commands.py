@@ -1,0 +1,336 @@
+"""The sub-commands of `python -m hpc_brunel`, one function each.
+
+`hpc_brunel.cli` parses the arguments and calls `dispatch`; each function here
+checks what only it can check, calls the layer that does the work and returns
+the exit status (hpc_brunel.errors). An `HpcBrunelError` that escapes a
+single-process command becomes its one-line error and exit status in
+`dispatch`. The run command is the one that runs on every rank: its bad input is
+decided collectively and anything unexpected aborts the job
+(`Parallel.run_guarded`). This module is also where a run's two halves meet:
+the simulation on every rank, then the analysis on rank 0 in the same process.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable
+
+from hpc_brunel.config import parse_override, resolve
+from hpc_brunel.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    ConfigError,
+    HpcBrunelError,
+    NestSetupError,
+    fail,
+    print_error,
+)
+
+
+# --- helpers shared by several commands ---------------------------------------------
+class _RankFilter(logging.Filter):
+    def __init__(self, rank: int):
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record):
+        record.rank = self.rank
+        return True
+
+
+def setup_logging(rank: int, verbose: bool = False) -> None:
+    """Log to stderr with the rank in every line: progress from rank 0, warnings
+    from every rank (everything from every rank with `verbose`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RankFilter(rank))
+    handler.setFormatter(logging.Formatter("%(asctime)s [rank %(rank)d] %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("hpc_brunel")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
+    root.propagate = False
+
+
+def config_from_args(args):
+    """The RunConfig of `run`/`config` arguments: defaults <- --config <- --regime
+    <- --set and the shortcuts (see cli.PRECEDENCE). Raises ConfigError."""
+    overrides = [parse_override(s) for s in args.overrides]
+    short = {
+        ("simulation", "t_sim_ms"): args.t_sim_ms,
+        ("simulation", "rng_seed"): args.seed,
+        ("network", "relative_inhibition"): args.g,
+        ("network", "eta"): args.eta,
+        ("recording", "n_record_per_population"): args.record,
+    }
+    if getattr(args, "no_analyze", False):
+        short[("analysis", "run_after_simulation")] = False
+    if args.regime:
+        given = [flag for flag, v in (("--g", args.g), ("--eta", args.eta)) if v is not None]
+        given += [f"--set network.{k}" for ov in overrides for k in ov.get("network", {})
+                  if k in ("relative_inhibition", "eta")]
+        if given:
+            raise ConfigError(f"--regime {args.regime} sets g and eta; {' and '.join(given)} conflicts with it: "
+                              "give --regime or the values, not both")
+    overrides += [{sec: {key: val}} for (sec, key), val in short.items() if val is not None]
+    return resolve(args.config, overrides, args.regime)
+
+
+def _check_ms(name: str, value: float, *, minimum: float = 0.0, strict: bool = False) -> None:
+    if not (math.isfinite(value) and (value > minimum if strict else value >= minimum)):
+        raise ConfigError(f"{name} = {value:g}: allowed a finite number of ms {'>' if strict else '>='} {minimum:g}")
+
+
+# --- run: every rank -------------------------------------------------------------------
+def cmd_run(args) -> int:
+    """`run`: simulate on every rank of the launch, then analyze on rank 0."""
+    from hpc_brunel.simulation.parallel import Parallel
+
+    par = Parallel.from_environment()
+    setup_logging(par.rank, args.verbose)
+    # Any unexpected error on any rank ends the whole job (MPI_Abort) with a failure record.
+    return par.run_guarded(lambda: _run_on_every_rank(args, par))
+
+
+def _collective_bad_input(par, phase: str, step: Callable[[], object]):
+    """Run `step` on every rank; if it raises ConfigError/NestSetupError on any
+    rank, every rank gets (True, None) and rank 0 prints the lowest rank's error
+    (one line, exit status 2 everywhere); else (False, step's result)."""
+    par.phase = phase
+    err, result = None, None
+    try:
+        result = step()
+    except (ConfigError, NestSetupError) as e:
+        err = str(e)
+    err = par.first_error(err)
+    if err and par.is_root:
+        print_error(err)
+    return bool(err), result
+
+
+def _run_on_every_rank(args, par) -> int:
+    from hpc_brunel.simulation import kernel, rundir
+    from hpc_brunel.simulation import run as simulation
+
+    cfg = None
+
+    def check_config():
+        nonlocal cfg
+        cfg = config_from_args(args)
+        return simulation.check_run_options(cfg, par, cli_threads=args.threads, grace_s=args.grace_s,
+                                            allow_oversubscribe=args.allow_oversubscribe)
+
+    bad, threads = _collective_bad_input(par, "config", check_config)
+    if bad:
+        return EXIT_BAD_INPUT
+    # NEST: each rank checks its own (ldd, rank numbers) before and after the import;
+    # the kernel settings are tried on a fresh kernel before anything is written.
+    bad, _ = _collective_bad_input(par, "import_nest", lambda: kernel.precheck_mpi(par))
+    if bad:
+        return EXIT_BAD_INPUT
+
+    def import_and_check():
+        nest = kernel.import_nest()
+        kernel.check_nest(nest, par)
+        return nest
+
+    bad, nest = _collective_bad_input(par, "import_nest", import_and_check)
+    if bad:
+        return EXIT_BAD_INPUT
+    bad, _ = _collective_bad_input(par, "check_kernel_settings",
+                                   lambda: simulation.check_kernel_settings(cfg, nest))
+    if bad:
+        return EXIT_BAD_INPUT
+
+    run_dir = Path(args.run_dir or par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
+    try:  # rank 0 decides about the run directory and broadcasts: every rank raises the same RunDirError
+        status = simulation.execute(cfg, run_dir, par, nest, threads=threads, overwrite=args.overwrite,
+                                    argv=sys.argv, grace_s=args.grace_s)
+    except ConfigError as e:
+        if par.is_root:
+            print_error(e)
+        return EXIT_BAD_INPUT
+    if status == EXIT_OK and cfg.analysis.run_after_simulation and not args.no_analyze:
+        par.phase = "reset_kernel"
+        simulation.free_network(nest)
+        if par.is_root:
+            from hpc_brunel.analysis.analyze import analyze_run
+
+            par.phase = "analyze"
+            analyze_run(run_dir, print_table=True)
+    return status
+
+
+# --- single-process commands -----------------------------------------------------------
+def cmd_config(args) -> int:
+    """`config`: print the resolved configuration as TOML."""
+    sys.stdout.write(config_from_args(args).to_toml())
+    return EXIT_OK
+
+
+def cmd_launch(args) -> int:
+    """`launch`: run an hpc_brunel command under mpirun with ranks x threads."""
+    import os
+    import shutil
+    import subprocess
+
+    from hpc_brunel.simulation.parallel import choose_split, mpirun_argv
+
+    if args.cores is not None:
+        if args.ranks or args.threads:
+            raise ConfigError("--cores chooses ranks and threads: give --cores or -n/--threads, not both")
+        args.ranks, args.threads = choose_split(args.cores)
+        print(f"--cores {args.cores}: {args.ranks} rank(s) x {args.threads} thread(s)", file=sys.stderr)
+    args.ranks, args.threads = args.ranks or 4, args.threads or 1
+    rest = [a for a in args.rest if a != "--"] or ["run"]
+    if shutil.which(args.mpirun) is None:
+        raise ConfigError(f"--mpirun {args.mpirun}: not found on PATH (install Open MPI or load an MPI module)")
+    if rest[0] == "run" and "--threads" not in rest:
+        rest += ["--threads", str(args.threads)]
+    argv, env = mpirun_argv(args.ranks, args.threads, [sys.executable, "-m", "hpc_brunel", *rest], args.mpirun)
+    print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+    return subprocess.run(argv, env={**os.environ, **env}).returncode
+
+
+def cmd_analyze(args) -> int:
+    """`analyze`: gather, statistics, report and figures of a run directory."""
+    from hpc_brunel.analysis.analyze import analyze_run
+
+    if args.transient_ms is not None:
+        _check_ms("--transient-ms", args.transient_ms)
+    analyze_run(args.run_dir, partial=args.partial, t_transient_ms=args.transient_ms, plots=not args.no_plots,
+                print_table=True)
+    return EXIT_OK
+
+
+def cmd_scale(args) -> int:
+    """`scale strong|weak|plot`: a scaling series here or on SLURM, or redraw a table."""
+    import datetime as dt
+
+    from hpc_brunel.studies import scaling
+    from hpc_brunel.studies.scaling_plots import format_table, plot_table
+
+    if args.kind == "plot":
+        if not args.out:
+            raise ConfigError("scale plot needs --out TABLE_OR_SERIES_DIR")
+        scaling.collect_if_series(args.out)
+        header, rows = scaling.read_table(args.out)
+        print(format_table(scaling.aggregate(rows, header.get("series", "strong"))))
+        print("\n".join(str(p) for p in plot_table(args.out)))
+        return EXIT_OK
+    decomps = scaling.parse_decompositions(args.decompositions)
+    _check_ms("--t-sim-ms", args.t_sim_ms, strict=True)
+    _check_ms("--presim-ms", args.presim_ms)
+    extra = shlex.split(args.run_args)
+    series = scaling.plan(args.kind, decomps, repetitions=args.repetitions, t_sim_ms=args.t_sim_ms,
+                          presim_ms=args.presim_ms, neurons=args.neurons, neurons_per_vp=args.neurons_per_vp,
+                          seed=args.seed, extra_args=extra)
+    series.check_sizes()
+    out = args.out or Path("runs") / f"scaling-{args.kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if args.slurm:
+        from hpc_brunel.cluster.jobscript import Cluster, submit_series
+
+        return submit_series(series, out, Cluster(partition=args.partition, account=args.account,
+                                                  time_limit=args.time_limit).validate())
+    try:
+        scaling.run_local(series, out)
+    except RuntimeError as e:
+        return fail(str(e), EXIT_FAILURE)
+    rows = scaling.collect(out)
+    print(format_table(scaling.aggregate(rows, args.kind)))
+    for p in plot_table(out):
+        print(f"plot: {p}")
+    print(f"table: {out / scaling.RESULTS_CSV}")
+    return EXIT_OK
+
+
+def cmd_sweep(args) -> int:
+    """`sweep`: the g x eta grid (resumable), then table, theory and phase diagram."""
+    from hpc_brunel.studies import sweep as S
+
+    if args.collect_only or args.relabel:
+        if not (args.out / S.SWEEP_JSON).exists():
+            raise ConfigError(f"--out {args.out}: not a sweep directory (no {S.SWEEP_JSON})")
+        return S.finish(args.out, S.relabel(args.out) if args.relabel else ())
+    for flag, value in (("--g", args.g_single), ("--eta", args.eta_single)):
+        if value is not None:
+            raise ConfigError(f"sweep {flag} {value}: {flag} is one value (for run/config); the sweep's range is "
+                              f"{flag}-range MIN:MAX:STEP")
+    points = S.grid(S.parse_range(args.g_range, "g"), S.parse_range(args.eta_range, "eta"))
+    S.scaled_sizes(args.scale)  # checks the range
+    _check_ms("--t-sim-ms", args.t_sim_ms, minimum=20.0)
+    sweep = S.Sweep(points, t_sim_ms=args.t_sim_ms, seed=args.seed, ranks=args.ranks, threads=args.threads,
+                    scale=args.scale, v_init=args.v_init)
+    if args.scale < 1:
+        print(f"WARNING: {S.scale_note(args.scale)}", file=sys.stderr)
+    sweep.check_resume(args.out)
+    if args.slurm:
+        from hpc_brunel.cluster.jobscript import Cluster, submit_sweep
+
+        return submit_sweep(sweep, args.out, Cluster(partition=args.partition, account=args.account,
+                                                     time_limit=args.time_limit).validate())
+    failures = S.run_local(sweep, args.out, jobs=args.jobs)
+    return S.finish(args.out, failures)
+
+
+def cmd_jobscript(args) -> int:
+    """`jobscript run|analyze|chain|examples`: render (and submit) SLURM jobscripts."""
+    from hpc_brunel.cluster import jobscript as J
+
+    c = J.Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit, nodes=args.nodes,
+                  ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, modules=args.modules,
+                  venv=J.active_venv() if args.venv is None else args.venv,
+                  workdir=args.workdir or J.default_workdir(), srun_mpi=args.srun_mpi,
+                  exclusive=not args.no_exclusive, extra_sbatch=args.extra_sbatch).validate()
+    if args.run_namespace is not None:  # run/chain: what the allocation must hold, from the run's own config
+        from hpc_brunel.studies.plan import allocation_warnings
+
+        try:
+            cfg = config_from_args(args.run_namespace)
+        except ConfigError as e:
+            raise ConfigError(f"--run-args: {e}") from None
+        for line in allocation_warnings(cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
+                                        cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch):
+            print(line, file=sys.stderr)
+    if not c.venv and args.venv is None:
+        print("hpc_brunel: note: no virtual environment is active: the jobs use the python found on PATH "
+              "(after --module); pass --venv DIR to activate one", file=sys.stderr)
+    if args.what == "examples":
+        for path in J.write_examples(args.out):
+            print(path)
+        return EXIT_OK
+    run_dir = (args.run_dir or J.default_run_dir()).resolve()
+    run_args = shlex.split(args.run_args)
+    if args.what == "run":
+        sys.stdout.write(J.render_run(c, run_dir, run_args))
+    elif args.what == "analyze":
+        sys.stdout.write(J.render_analyze(c, run_dir))
+    else:
+        try:
+            run_id, ana_id = J.submit_chain(c, run_dir, run_args)
+        except (RuntimeError, FileNotFoundError) as e:
+            return fail(str(e), EXIT_FAILURE)
+        print(f"run job {run_id}; analyze job {ana_id} (afterany:{run_id}); run directory {run_dir}")
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    """`plan`: predicted peak memory and simulate time of a network on ranks x threads."""
+    from hpc_brunel.studies.plan import command
+
+    return command(args)
+
+
+COMMANDS = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,
+            "scale": cmd_scale, "jobscript": cmd_jobscript, "sweep": cmd_sweep, "plan": cmd_plan}
+
+
+def dispatch(args) -> int:
+    """Run the parsed command; an HpcBrunelError becomes its one-line error and exit status."""
+    try:
+        return COMMANDS[args.command](args)
+    except HpcBrunelError as e:
+        print_error(e)
+        return e.exit_status

@@ -1,0 +1,44 @@
+"""Names and numbers that more than one layer uses, each defined once.
+
+The run directory's file names, the two populations, the default analysis
+transient of short runs and the theory's fast/slow frequency cut. Pure Python.
+"""
+from __future__ import annotations
+
+#: The network's two populations, in NEST's creation order (excitatory first).
+POPULATIONS = ("excitatory", "inhibitory")
+
+# --- the run directory (layout documented in hpc_brunel/simulation/rundir.py) ---
+RUN_JSON = "run.json"  #: provenance + status
+CONFIG_TOML = "config.toml"  #: the resolved configuration
+LOCK_FILE = "run.lock"  #: held by rank 0 while the run is running
+SPIKES_FILE = "spikes.h5"  #: the gathered SONATA spike file
+ANALYSIS_JSON = "analysis.json"  #: statistics, regime label, mean field
+REPORT_MD = "report.md"  #: the human-readable report
+RASTER_PNG = "raster.png"
+DISTRIBUTIONS_PNG = "distributions.png"
+SPECTRUM_PNG = "spectrum.png"
+FIGURES = (RASTER_PNG, DISTRIBUTIONS_PNG, SPECTRUM_PNG)
+
+#: Oscillations at or above this frequency belong to the fast branch (SI-fast),
+#: below it to the slow one (SI-slow): the theory's cut (hpc_brunel.theory.stability)
+#: and the label rule's (hpc_brunel.analysis.regimes). The fast branch's Hopf modes
+#: lie at ~1/(4D) (161-193 Hz for D = 1.5 ms), the slow branch's at 7-32 Hz.
+FAST_SLOW_CUT_HZ = 60.0
+
+
+def default_transient_ms(t_sim_ms: float) -> float:
+    """The start-up transient that a study discards from a run of `t_sim_ms`:
+    100 ms, or a third of a shorter run.
+
+    Parameters
+    ----------
+    t_sim_ms : float
+        Simulated model time of the run [ms].
+
+    Returns
+    -------
+    float
+        The transient [ms].
+    """
+    return min(100.0, t_sim_ms / 3)

@@ -1,0 +1,295 @@
+"""The one place that knows about MPI ranks, launchers and threads.
+
+Everything else receives a `Parallel` object and calls its collectives; no other
+module imports mpi4py or reads launcher variables. All collectives here are
+called by every rank, so a decision (e.g. "this input is bad") is the same on
+every rank and nobody is left waiting in a collective.
+
+It is also the one place that decides what an unexpected error on any rank does
+(`Parallel.run_guarded`, after mpi4py's `python -m mpi4py` runner): the failing
+rank calls the failure hooks that the code registered (they write the run's
+failure record), prints its traceback and one summary line, and calls
+MPI_Abort, which ends every rank of the job. Without it, Open MPI + mpi4py
+leave the failing rank blocked in MPI_Finalize and the others waiting in their
+next collective, forever.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from hpc_brunel.errors import EXIT_FAILURE, PREFIX
+
+# Launcher variables that tell how many ranks were started, whatever MPI says.
+# SLURM_STEP_NUM_TASKS is set by srun for the step (SLURM_NTASKS is also set in
+# a plain batch script that did not srun, so it would give false alarms).
+LAUNCHER_SIZE_VARS = (
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI mpirun / srun with PMIx
+    "PMI_SIZE",  # MPICH hydra, Intel MPI, srun --mpi=pmi2
+    "PMIX_SIZE",
+    "MV2_COMM_WORLD_SIZE",  # MVAPICH2
+    "MPI_LOCALNRANKS",
+    "SLURM_STEP_NUM_TASKS",  # srun
+)
+
+
+def launcher_size(env=os.environ) -> tuple[int, str | None]:
+    """(number of ranks the launcher started, the variable that says so)."""
+    for var in LAUNCHER_SIZE_VARS:
+        if var == "SLURM_STEP_NUM_TASKS" and "SLURM_PROCID" not in env:
+            continue
+        try:
+            n = int(env.get(var, ""))
+        except ValueError:
+            continue
+        if n > 1:
+            return n, var
+    return 1, None
+
+
+def launcher_rank(env=os.environ) -> int:
+    """This process's rank as the launcher tells it (before MPI is initialised)."""
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID"):
+        try:
+            return int(env[var])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def threads_per_rank(cli_threads: int | None, config_threads: int = 0, env=os.environ) -> tuple[int, str]:
+    """Threads per rank: --threads, else the config, else SLURM_CPUS_PER_TASK, else
+    OMP_NUM_THREADS, else 1. Returns (threads, where it came from)."""
+    if cli_threads is not None:
+        return cli_threads, "--threads"
+    if config_threads:
+        return config_threads, "simulation.threads_per_rank"
+    for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        v = env.get(var, "").split(",")[0].strip()
+        if v:
+            try:
+                n = int(v)
+            except ValueError:
+                continue
+            if n >= 1:
+                return n, var
+    return 1, "default"
+
+
+# After the grace period the run still has to reach its next chunk boundary,
+# close its files and write the record: keep this much of the launcher's
+# SIGTERM -> SIGKILL window free.
+GRACE_MARGIN_S = 10.0
+
+
+def slurm_kill_wait_s(env=os.environ) -> float | None:
+    """SLURM's KillWait: seconds between SIGTERM and SIGKILL when a job reaches
+    its time limit or is cancelled. None outside a SLURM job or when scontrol
+    cannot say."""
+    import re
+    import subprocess
+
+    if "SLURM_JOB_ID" not in env:
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"^KillWait\s*=\s*(\d+)", out, re.MULTILINE)
+    return float(m.group(1)) if m else None
+
+
+def launcher_kill_window_s(env=os.environ) -> tuple[float, str] | None:
+    """(seconds, what sets them) a rank has between the SIGTERM it gets when its
+    job is stopped and the SIGKILL that follows; None when no launcher says.
+
+    Measured here (README, reliability): Open MPI 4.1's mpirun, on SIGTERM or
+    SIGINT (Ctrl-C), sends the ranks SIGCONT, waits odls_base_sigkill_timeout
+    (default 1 s), sends SIGTERM, waits as long again, then SIGKILL. SLURM
+    (time limit, scancel) sends SIGTERM and SIGKILL KillWait seconds later."""
+    if "OMPI_MCA_orte_hnp_uri" in env:  # a rank started by Open MPI's mpirun
+        try:
+            t = float(env.get("OMPI_MCA_odls_base_sigkill_timeout", "1"))
+        except ValueError:
+            t = 1.0
+        return t, "Open MPI's mpirun (odls_base_sigkill_timeout; export OMPI_MCA_odls_base_sigkill_timeout=N)"
+    kill_wait = slurm_kill_wait_s(env)
+    if kill_wait is not None:
+        return kill_wait, "SLURM (KillWait)"
+    return None
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Longest time the failure hooks may take (a hung shared file system) before the
+# failing rank aborts the job anyway.
+FAILURE_HOOK_TIMEOUT_S = 20.0
+
+FailureHook = Callable[[BaseException, str], None]
+
+
+@dataclass
+class Parallel:
+    """Rank, size and the few collectives the package needs (over mpi4py).
+
+    `phase` says what this rank is doing (set by the code as it goes); it is
+    reported with any unexpected error. `failure_hooks` are called, on the
+    failing rank only, with (exception, phase) before the job is aborted."""
+
+    rank: int
+    size: int
+    comm: object | None  # mpi4py communicator, None when run without MPI
+    phase: str = "start"
+    failure_hooks: list[FailureHook] = field(default_factory=list)
+
+    @classmethod
+    def from_environment(cls) -> "Parallel":
+        n_launched, _ = launcher_size()
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            if n_launched > 1:
+                raise RuntimeError("mpi4py is not installed but the launcher started several ranks; run 'make setup'")
+            return cls(0, 1, None)
+        comm = MPI.COMM_WORLD
+        return cls(comm.Get_rank(), comm.Get_size(), comm)
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.comm is not None:
+            self.comm.Barrier()
+
+    def bcast(self, obj, root: int = 0):
+        return obj if self.comm is None else self.comm.bcast(obj, root=root)
+
+    def gather_to_root(self, obj, root: int = 0):
+        return [obj] if self.comm is None else self.comm.gather(obj, root=root)
+
+    def allgather(self, obj):
+        return [obj] if self.comm is None else self.comm.allgather(obj)
+
+    def sum(self, value):
+        if self.comm is None:
+            return value
+        from mpi4py import MPI
+
+        return self.comm.allreduce(value, op=MPI.SUM)
+
+    def max(self, value):
+        if self.comm is None:
+            return value
+        from mpi4py import MPI
+
+        return self.comm.allreduce(value, op=MPI.MAX)
+
+    def first_error(self, message: str | None) -> str | None:
+        """Collective: every rank passes its error (or None) and all get the
+        lowest rank's error, so all ranks take the same branch."""
+        errors = self.allgather(message)
+        return next((e for e in errors if e), None)
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job now (MPI_Abort); a single process just exits."""
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            if self.comm is not None and self.size > 1:
+                self.comm.Abort(code)
+            os._exit(code)
+
+    def run_guarded(self, body: Callable[[], int]) -> int:
+        """Run `body` (the whole command, on every rank) and return its exit status.
+
+        An exception that escapes `body` on any rank, in any phase, ends the
+        whole job within seconds: this rank runs the failure hooks (bounded by
+        FAILURE_HOOK_TIMEOUT_S), prints its traceback and a one-line summary,
+        and calls MPI_Abort(EXIT_FAILURE). The other ranks are killed by the
+        MPI runtime wherever they are (in a collective, in NEST, in
+        MPI_Finalize). A single-process run returns EXIT_FAILURE instead.
+        SystemExit passes through: it is only used for decisions that every
+        rank takes together (argument errors)."""
+        try:
+            return body()
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: the job must end
+            self._fail(exc)
+            return EXIT_FAILURE
+
+    def _fail(self, exc: BaseException) -> None:
+        phase = self.phase
+        watchdog = None
+        if self.comm is not None and self.size > 1:
+            # The hooks write to a (maybe shared, maybe hung) file system: never let them keep the job alive.
+            watchdog = threading.Timer(FAILURE_HOOK_TIMEOUT_S, self.abort, args=(EXIT_FAILURE,))
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            notes = []
+            for hook in list(self.failure_hooks):
+                try:
+                    hook(exc, phase)
+                except BaseException as e:  # noqa: BLE001 - even a 2nd Ctrl-C: the record is best effort, the abort is not
+                    notes.append(f"(could not record the failure: {type(e).__name__}: {e})")
+            traceback.print_exception(exc, file=sys.stderr)
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ranks = f"aborting all {self.size} ranks (MPI_Abort)" if self.size > 1 else "exiting"
+            print(f"{PREFIX}rank {self.rank} failed in phase '{phase}': {what}; {ranks}",
+                  *notes, file=sys.stderr, flush=True)
+        finally:  # whatever happened above (a broken pipe, another signal), the job ends
+            if watchdog is not None:
+                watchdog.cancel()
+                self.abort(EXIT_FAILURE)
+
+
+def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:
+    """ranks x threads for `cores` cores. Rule (measured, scaling/README.md and
+    BENCHMARKS.md): one rank per core. For the 12,500-neuron network at 2 VPs,
+    2x1 and 1x2 simulate equally fast (3.66 s vs 3.51 s) but NEST's connect phase
+    is not parallel over threads in this build (0.99 s vs 1.92 s) and 2x1 halves
+    the peak memory per rank (551 vs 1001 MiB). Without MPI: threads only."""
+    cores = max(1, int(cores))
+    return (cores, 1) if have_mpi else (1, cores)
+
+
+def _is_open_mpi(mpirun: str) -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Open MPI" in out or "OpenRTE" in out
+
+
+def mpirun_argv(n_ranks: int, threads: int, command: list[str], mpirun: str = "mpirun",
+                cores: int | None = None) -> tuple[list[str], dict]:
+    """The local mpirun command line for ranks x threads, and the environment it
+    needs. With Open MPI: each rank gets `threads` cores (--map-by slot:PE=T),
+    --oversubscribe only when ranks x threads exceed the cores, and the
+    run-as-root variables only when running as root."""
+    cores = cores or available_cpus()
+    argv = [mpirun, "-n", str(n_ranks)]
+    env = {"OMP_NUM_THREADS": str(threads)}
+    if _is_open_mpi(mpirun):
+        if n_ranks * threads > cores:
+            argv += ["--oversubscribe", "--bind-to", "none"]
+        elif threads > 1:
+            argv += ["--map-by", f"slot:PE={threads}", "--bind-to", "core"]
+        argv += ["-x", "OMP_NUM_THREADS"]
+        if os.geteuid() == 0:
+            env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return argv + list(command), env

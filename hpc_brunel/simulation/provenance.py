@@ -1,0 +1,71 @@
+"""What ran where: software versions, NEST build, machine, launcher/SLURM context."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+
+SLURM_VARS = ("SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_JOB_NUM_NODES", "SLURM_NTASKS",
+              "SLURM_NTASKS_PER_NODE", "SLURM_CPUS_PER_TASK", "SLURM_JOB_CPUS_PER_NODE", "SLURM_JOB_PARTITION",
+              "SLURM_JOB_ACCOUNT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CLUSTER_NAME")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cpus_online": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def versions(nest=None) -> dict:
+    import h5py
+    import numpy
+
+    from hpc_brunel._version import __version__
+
+    out = {
+        "hpc_brunel": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+    }
+    try:
+        import mpi4py
+        from mpi4py import MPI
+
+        out["mpi4py"] = mpi4py.__version__
+        out["mpi_library"] = MPI.Get_library_version().strip().splitlines()[0]
+        out["mpi_standard"] = "%d.%d" % MPI.Get_version()
+    except ImportError:
+        pass
+    if nest is not None:
+        out["nest"] = nest.__version__
+    opts = os.path.join(sys.prefix, "nest-build-options.txt")  # written by tools/setup-env.sh
+    if os.path.exists(opts):
+        with open(opts) as f:
+            out["nest_build_options"] = f.read().strip()
+    return out
+
+
+def nest_build_info(nest) -> dict:
+    info = dict(nest.build_info)
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in info.items()}
+
+
+def slurm_context(env=os.environ) -> dict:
+    return {k: env[k] for k in SLURM_VARS if k in env}

@@ -1,0 +1,383 @@
+"""One simulation on every rank: the simulation half of `python -m hpc_brunel run`.
+
+config -> kernel set-up -> network -> chunked simulation with per-rank spike
+files -> run record -> summary. The run command (hpc_brunel.commands) calls these
+on every rank and then, on rank 0, the analysis.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hpc_brunel.config import RunConfig
+from hpc_brunel.constants import POPULATIONS
+from hpc_brunel.errors import EXIT_OK, EXIT_TERMINATED, ConfigError
+from hpc_brunel.simulation import kernel, network, provenance, rundir
+from hpc_brunel.simulation.parallel import (
+    GRACE_MARGIN_S,
+    Parallel,
+    available_cpus,
+    launcher_kill_window_s,
+    threads_per_rank,
+)
+
+log = logging.getLogger("hpc_brunel")
+
+
+@dataclass
+class PhaseTimer:
+    """Python-side wall time per phase, in seconds, and VmRSS at its end (KiB);
+    entering a phase also tells `par` what this rank is doing (for the failure
+    record)."""
+
+    par: Parallel | None = None
+    times_s: dict = field(default_factory=dict)
+    rss_kib: dict = field(default_factory=dict)
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                if timer.par is not None:
+                    timer.par.phase = name
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.times_s[name] = timer.times_s.get(name, 0.0) + time.perf_counter() - self.t0
+                timer.rss_kib[name] = kernel.memory_kib().get("VmRSS", 0)
+
+        return _Ctx()
+
+
+class StopRequest:
+    """SIGTERM (SLURM's time limit) or SIGINT: stop at the next chunk boundary.
+    With a grace period, keep simulating while the remaining model time is
+    expected to finish within it."""
+
+    def __init__(self, grace_s: float = 0.0):
+        self.grace_s = grace_s
+        self.signal_time: float | None = None
+        self.signum: int | None = None
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before (after the simulation)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handler(self, signum, frame):
+        if self.signal_time is None:
+            self.signal_time = time.monotonic()
+            self.signum = signum
+
+    def wants_stop(self, est_remaining_s: float) -> bool:
+        if self.signal_time is None:
+            return False
+        left = self.grace_s - (time.monotonic() - self.signal_time)
+        return est_remaining_s > left
+
+
+def chunk_ends_ms(t_sim_ms: float, chunk_ms: float, resolution_ms: float) -> list[float]:
+    """Chunk boundaries on the resolution grid, the last one exactly at t_sim."""
+    steps_total = round(t_sim_ms / resolution_ms)
+    steps_chunk = max(1, round(chunk_ms / resolution_ms))
+    ends = list(range(steps_chunk, steps_total, steps_chunk)) + [steps_total]
+    return [k * resolution_ms for k in ends]
+
+
+@dataclass
+class Progress:
+    """How far this rank got: reported in the failure record."""
+
+    t_model_reached_ms: float = 0.0  # model time of the last chunk this rank flushed
+
+
+def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
+    """The hook that records an unexpected error of this rank in the run directory."""
+
+    def hook(exc: BaseException, phase: str) -> None:
+        rundir.record_failure(run_dir, rank=par.rank, num_ranks=par.size, phase=phase, exc=exc,
+                              t_model_reached_ms=progress.t_model_reached_ms)
+
+    return hook
+
+
+def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, run_id: str,
+             stop: StopRequest, progress: Progress | None = None) -> dict:
+    """Build and simulate on this rank; write this rank's file. Returns the
+    rank's summary (collectives inside: call on every rank)."""
+    from hpc_brunel.simulation.recording import (  # h5py: only once NEST is checked
+        RankSpikeWriter,
+        rank_file_name,
+        read_recorder,
+    )
+
+    sim = cfg.simulation
+    progress = progress or Progress()
+    timer = PhaseTimer(par)
+    with timer("setup_kernel"):
+        kernel_settings = kernel.setup_kernel(nest, threads_per_rank=threads, resolution_ms=sim.resolution_ms,
+                                              rng_seed=sim.rng_seed, settings=cfg.kernel)
+    with timer("build_network"):
+        net = network.build(nest, cfg, timer=timer)
+    # VmRSS after kernel set-up, create, connect (= the network), warm-up, first chunk
+    mem_phases = {"base": timer.rss_kib["setup_kernel"], "create": timer.rss_kib["create"],
+                  "network": timer.rss_kib["build_network"]}
+    local_neurons = network.local_neuron_count(nest, net)
+    local_synapses = int(nest.GetKernelStatus("num_connections"))
+
+    if sim.presim_ms > 0:  # warm-up, excluded from recording and from the measured phase
+        with timer("presimulate"):
+            nest.Simulate(sim.presim_ms)
+            for rec in net.recorders.values():
+                rec.set(n_events=0)
+    mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
+    t_start_ms = sim.presim_ms
+
+    per_rank = par.gather_to_root({"neurons": local_neurons, "synapses": local_synapses})
+    if par.is_root:
+        vps = par.size * threads
+        log.info("decomposition: %d rank(s) x %d thread(s) = %d virtual processes", par.size, threads, vps)
+        for r, info in enumerate(per_rank):
+            log.info("  rank %d: %d E + %d I neurons, %d synapses", r, info["neurons"]["excitatory"],
+                     info["neurons"]["inhibitory"], info["synapses"])
+
+    par.phase = "open_rank_file"
+    writer = RankSpikeWriter(run_dir / rank_file_name(par.rank), populations=POPULATIONS,
+                             rank=par.rank, num_ranks=par.size, threads_per_rank=threads, run_id=run_id,
+                             t_start_ms=t_start_ms)
+    ends = chunk_ends_ms(sim.t_sim_ms, sim.chunk_ms, sim.resolution_ms)
+    t_done_ms = 0.0
+    status = "complete"
+    timers: dict[str, float] = {}
+    n_events = dict.fromkeys(net.recorders, 0)  # NEST's own count, to check the files against
+    wall0 = time.perf_counter()
+    with timer("simulate"):
+        # One Simulate() per chunk: NEST refuses to reset a recorder inside a
+        # Prepare/Run/Cleanup context, and the recorder must be emptied after
+        # every chunk to keep memory bounded. Prepare after the first is cheap.
+        for t_end in ends:
+            nest.Simulate(t_end - t_done_ms)
+            kernel.accumulate_timers(timers, nest)
+            t_done_ms = t_end
+            chunk = {p: read_recorder(r) for p, r in net.recorders.items()}
+            for p, (_, _, n) in chunk.items():
+                n_events[p] += n
+            par.phase = "write_spikes"
+            writer.append_chunk(t_start_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
+            progress.t_model_reached_ms = t_start_ms + t_end
+            if "first_chunk" not in mem_phases:
+                mem_phases["first_chunk"] = kernel.memory_kib().get("VmRSS", 0)
+            par.phase = "simulate"
+            wall = time.perf_counter() - wall0
+            remaining = wall / t_done_ms * (sim.t_sim_ms - t_done_ms)
+            # Collective: all ranks stop at the same boundary, whoever got the signal.
+            if t_end < ends[-1] and par.max(int(stop.wants_stop(remaining))):
+                status = "terminated"
+                log.warning("stop requested: stopping at model time %.1f ms of %.1f ms (data flushed)",
+                            t_done_ms, sim.t_sim_ms)
+                break
+            if par.is_root:
+                log.info("simulated %7.1f / %.1f ms  wall %6.1f s  real-time factor %.2f",
+                         t_done_ms, sim.t_sim_ms, wall, wall / (t_done_ms / 1000.0))
+
+    summary = {
+        "status": status,
+        "t_model_reached_ms": t_start_ms + t_done_ms,
+        "neurons": local_neurons,
+        "synapses": local_synapses,
+        "spikes": writer.spike_counts,
+        "n_events": n_events,
+        "nest_timers_s": timers,
+        "python_phases_s": timer.times_s,
+        "memory_kib": kernel.memory_kib(),
+        "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up, first chunk
+        "kernel_settings": kernel_settings,
+        "threads_per_rank": threads,
+    }
+    par.phase = "close_rank_file"
+    writer.close(meta=summary)
+    return summary
+
+
+def estimated_output_bytes(cfg: RunConfig, *, upper_bound: bool = False) -> int:
+    """Disk space the run will need: 16 bytes per recorded spike in the rank files
+    and as much again in the gathered SONATA file, plus 1 MiB of metadata. The
+    rate is bounded from above: 1.5x the mean-field rate (at least 10 Hz), at
+    most 1/t_ref (500 Hz, which covers SR at ~330 Hz); 1/t_ref when the mean
+    field has no answer or when only an `upper_bound` is asked for. The warm-up
+    (presim_ms) is not recorded.
+
+    The mean field needs scipy's quad and brentq (~37 MB of memory on rank 0 for
+    the rest of the run), so the caller asks for it only when the upper bound does
+    not fit on the disk."""
+    n_rec = cfg.recording.n_record_per_population
+    recorded = 2 * n_rec if n_rec else cfg.network.n_neurons
+    rate_hz = max_rate_hz = 1000.0 / cfg.neuron.t_ref_ms if cfg.neuron.t_ref_ms > 0 else 1000.0
+    if not upper_bound:
+        from hpc_brunel.theory.meanfield import stationary_rate_for_config
+
+        try:
+            mf = stationary_rate_for_config(cfg)
+        except (ValueError, ArithmeticError):
+            mf = float("nan")
+        rate_hz = min(max_rate_hz, max(10.0, 1.5 * mf)) if mf == mf else max_rate_hz
+    return int(recorded * rate_hz * cfg.simulation.t_sim_ms / 1000.0 * 32) + (1 << 20)
+
+
+def needed_disk_bytes(cfg: RunConfig, free_bytes: int) -> int:
+    """What the free-space check compares with: the cheap upper bound when it fits,
+    else the estimate from the expected rate."""
+    bound = estimated_output_bytes(cfg, upper_bound=True)
+    return bound if free_bytes >= bound else estimated_output_bytes(cfg)
+
+
+def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, overwrite: bool,
+            argv: list[str], grace_s: float = 0.0) -> int:
+    """The whole run on every rank. Returns the exit status."""
+    t0 = time.perf_counter()
+    progress = Progress(t_model_reached_ms=cfg.simulation.presim_ms)
+    # --- run directory: rank 0 decides, everyone learns the outcome ---------
+    par.phase = "prepare_run_dir"
+    err, lock, run_id = None, None, None
+    if par.is_root:
+        try:
+            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=lambda free: needed_disk_bytes(cfg, free))
+        except rundir.RunDirError as e:
+            err = str(e)
+        else:
+            run_id = uuid.uuid4().hex
+            # run.json first: from here on the directory is an hpc_brunel run, and a failure is recorded in it.
+            rundir.write_run_json(run_dir, {
+                "layout_version": rundir.RUN_LAYOUT_VERSION,
+                "run_id": run_id,
+                "status": "running",
+                "started": rundir.now_iso(),
+                "command": argv,
+                "decomposition": {"ranks": par.size, "threads_per_rank": threads,
+                                  "virtual_processes": par.size * threads},
+                "rng_seed": cfg.simulation.rng_seed,
+                "config": cfg.to_dict(),
+            })
+            par.failure_hooks.append(failure_hook(run_dir, par, progress))
+            (run_dir / rundir.CONFIG_TOML).write_text(cfg.to_toml())
+            rundir.update_run_json(run_dir, versions=provenance.versions(nest),
+                                   nest_build_info=provenance.nest_build_info(nest),
+                                   machine=provenance.machine(), slurm=provenance.slurm_context(),
+                                   file_locking=lock.mode)
+    err, run_id = par.bcast((err, run_id))
+    if err:
+        raise rundir.RunDirError(err)
+    if not par.is_root:
+        par.failure_hooks.append(failure_hook(run_dir, par, progress))
+
+    par.phase = "prepare_run_dir"
+    where = par.gather_to_root((provenance.machine()["hostname"], os.environ.get("SLURMD_NODENAME")))
+    if par.is_root:
+        hosts = [h for h, _ in where]
+        extra = {"rank_nodes": [n for _, n in where]} if any(n for _, n in where) else {}
+        rundir.update_run_json(run_dir, hosts=sorted(set(hosts)), rank_hosts=hosts, **extra)
+
+    stop = StopRequest(grace_s)
+    try:
+        summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop, progress=progress)
+    finally:
+        stop.restore()
+    par.phase = "finish_record"
+    summaries = par.gather_to_root(summary)
+    par.barrier()
+    if not par.is_root:
+        return EXIT_TERMINATED if summary["status"] == "terminated" else EXIT_OK
+
+    status = summary["status"]
+    spikes = {p: sum(s["spikes"][p] for s in summaries) for p in POPULATIONS}
+    t_rec_s = (summary["t_model_reached_ms"] - cfg.simulation.presim_ms) / 1000.0
+    n_rec = cfg.recording.n_record_per_population
+    rates = {p: spikes[p] / (t_rec_s * (n_rec or getattr(cfg.network, f"n_{p}"))) if t_rec_s > 0 else 0.0
+             for p in POPULATIONS}
+    record = rundir.update_run_json(
+        run_dir,
+        status=status,
+        ended=rundir.now_iso(),
+        t_model_reached_ms=summary["t_model_reached_ms"],
+        spikes=spikes,
+        mean_rate_hz=rates,
+        synapses_total=sum(s["synapses"] for s in summaries),
+        wall_time_s=time.perf_counter() - t0,
+        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
+                                  "python_phases_s")}
+               for s in summaries],
+        nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
+                           for k in summary["nest_timers_s"]},
+        kernel_settings=summary["kernel_settings"],
+    )
+    lock.release()
+    print_summary(record, run_dir)
+    return EXIT_TERMINATED if status == "terminated" else EXIT_OK
+
+
+def print_summary(record: dict, run_dir: Path) -> None:
+    d = record["decomposition"]
+    timers = record["nest_timers_max_s"]
+    ph = record["ranks"][0]["python_phases_s"]
+    lines = [
+        f"run {record['status']}: {run_dir}",
+        f"  decomposition   {d['ranks']} rank(s) x {d['threads_per_rank']} thread(s) = {d['virtual_processes']} VPs",
+        f"  model time      {record['t_model_reached_ms']:.1f} ms",
+        f"  synapses        {record['synapses_total']:,}",
+        "  spikes          " + ", ".join(f"{p} {n:,}" for p, n in record["spikes"].items()),
+        "  mean rate       " + ", ".join(f"{p} {r:.2f} Hz" for p, r in record["mean_rate_hz"].items())
+        + " (whole recording; analyze reports the rate after the transient)",
+        f"  wall time       total {record['wall_time_s']:.2f} s; build {ph.get('build_network', 0):.2f} s "
+        f"(NEST connect {timers.get('time_construction_connect', 0):.2f} s), "
+        f"simulate {ph.get('simulate', 0):.2f} s (NEST {timers.get('time_simulate', 0):.2f} s)",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def check_run_options(cfg: RunConfig, par: Parallel, *, cli_threads: int | None, grace_s: float,
+                      allow_oversubscribe: bool) -> int:
+    """The launch-dependent checks of a run: threads per rank against the CPUs this
+    rank may use, and --grace-s against the launcher's SIGTERM -> SIGKILL window.
+    Returns the threads per rank; raises ConfigError (one line) otherwise. Rank 0
+    alone asks the launcher (it may ask SLURM); the caller shares the decision."""
+    threads, source = threads_per_rank(cli_threads, cfg.simulation.threads_per_rank)
+    cpus = available_cpus()
+    if threads > cpus and not allow_oversubscribe:
+        raise ConfigError(
+            f"threads per rank = {threads} (from {source}) exceeds the {cpus} CPU(s) this rank may use: "
+            f"allowed 1..{cpus} (with Open MPI give each rank its cores: mpirun --map-by slot:PE={threads} "
+            "or --bind-to none; or pass --allow-oversubscribe)"
+        )
+    if not (0 <= grace_s < float("inf")):
+        raise ConfigError(f"--grace-s = {grace_s}: allowed a finite number of seconds >= 0")
+    window = launcher_kill_window_s() if par.is_root else None  # may ask SLURM: once
+    if window is not None and grace_s > max(0.0, window[0] - GRACE_MARGIN_S):
+        allowed = max(0.0, window[0] - GRACE_MARGIN_S)
+        raise ConfigError(
+            f"--grace-s = {grace_s:g}: allowed 0..{allowed:g} s here: {window[1]} sends SIGKILL "
+            f"{window[0]:g} s after SIGTERM, and the run needs ~{GRACE_MARGIN_S:g} s after the grace "
+            "period to finish its chunk and close its files")
+    return threads
+
+
+def check_kernel_settings(cfg: RunConfig, nest) -> None:
+    """Raise ConfigError when NEST refuses the config's [kernel] settings."""
+    err = kernel.check_kernel_settings(nest, cfg.kernel)
+    if err:
+        raise ConfigError(err)
+
+
+def free_network(nest) -> None:
+    """Free NEST's network and give the memory back to the system, on every rank:
+    the in-process analysis that follows then reuses that memory instead of adding
+    to it (full network, 1 x 2: the process peaked at 723 MiB with the network kept,
+    see BENCHMARKS.md)."""
+    nest.ResetKernel()
+    kernel.release_freed_memory()

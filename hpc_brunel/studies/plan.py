@@ -1,0 +1,198 @@
+"""Plan a run before submitting it: peak memory per rank and simulate time per
+model second for a network size and a decomposition, from measured points.
+
+Models (pure functions; the constants are fitted to a table of measured runs,
+`scaling/bench_network_size.py`'s network_size.csv, and can be refitted to a
+cluster's own table with --table):
+
+  peak memory per rank [MiB] = M0 + a * synapses on the rank + b * neurons in the network
+      NEST stores a connection on the rank of its target neuron (a), and every
+      rank keeps per-neuron structures for the whole network (b); M0 is Python,
+      NEST and the libraries.
+  simulate time per model second [s] = c * (E / VPs) ** p,   E = N * rate * (C_E + C_I)
+      E is the number of spike deliveries per model second; p > 1 because the
+      delivery of a bigger network per VP misses the caches more often.
+
+Fitting uses the rows marked for calibration only; the others are the
+validation set, and `plan` prints the error on them.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "network_size.csv"  # package data
+# Calibration rows of the shipped table: (neurons, ranks, threads); the rest validate.
+CALIBRATION = ((12500, 2, 1), (50000, 2, 1), (12500, 1, 1))
+
+
+@dataclass(frozen=True)
+class Point:
+    neurons: int
+    ranks: int
+    threads: int
+    synapses: int
+    rate_hz: float
+    peak_rss_per_rank_mib: float
+    simulate_s_per_model_s: float
+
+    @property
+    def vps(self) -> int:
+        return self.ranks * self.threads
+
+
+@dataclass(frozen=True)
+class Model:
+    m0_mib: float
+    mib_per_synapse_on_rank: float
+    mib_per_neuron_in_network: float
+    c_s: float
+    p: float
+    indegree: int = 1250  # C_E + C_I of the calibration runs
+
+    def peak_rss_per_rank_mib(self, neurons: int, ranks: int, synapses: int | None = None) -> float:
+        syn = synapses if synapses is not None else neurons * (self.indegree + 2)
+        return self.m0_mib + self.mib_per_synapse_on_rank * syn / ranks + self.mib_per_neuron_in_network * neurons
+
+    def simulate_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None) -> float:
+        deliveries = neurons * rate_hz * (indegree or self.indegree)
+        return self.c_s * (deliveries / vps) ** self.p
+
+
+@dataclass(frozen=True)
+class Prediction:
+    neurons: int
+    ranks: int
+    threads: int
+    synapses: int
+    rate_hz: float
+    peak_rss_per_rank_mib: float
+    peak_rss_total_mib: float
+    simulate_s_per_model_s: float
+
+
+def read_table(path: Path) -> list[Point]:
+    """Rows of a network_size.csv (scaling/bench_network_size.py)."""
+    out = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            out.append(Point(int(r["neurons"]), int(r["ranks"]), int(r["threads_per_rank"]), int(r["synapses"]),
+                             float(r["rate_hz"]), float(r["peak_rss_per_rank_mib"]),
+                             float(r["time_simulate_s"]) / (float(r["t_sim_ms"]) / 1000.0)))
+    return out
+
+
+def fit(points: list[Point], indegree: int = 1250) -> Model:
+    """Least-squares fit of both models to `points` (at least three, with two
+    different rank counts for the memory model)."""
+    a = np.array([[1.0, p.synapses / p.ranks, p.neurons] for p in points])
+    y = np.array([p.peak_rss_per_rank_mib for p in points])
+    (m0, k_syn, k_neuron), *_ = np.linalg.lstsq(a, y, rcond=None)
+    x = np.log([p.neurons * p.rate_hz * indegree / p.vps for p in points])
+    t = np.log([p.simulate_s_per_model_s for p in points])
+    p_exp, log_c = np.polyfit(x, t, 1)
+    return Model(float(m0), float(k_syn), float(k_neuron), float(math.exp(log_c)), float(p_exp), indegree)
+
+
+def split(points: list[Point], calibration=CALIBRATION) -> tuple[list[Point], list[Point]]:
+    cal = [p for p in points if (p.neurons, p.ranks, p.threads) in calibration]
+    return cal, [p for p in points if p not in cal]
+
+
+def validation_errors(model: Model, points: list[Point]) -> list[tuple[Point, float, float]]:
+    """(point, relative error of the memory prediction, of the time prediction)."""
+    out = []
+    for p in points:
+        mem = model.peak_rss_per_rank_mib(p.neurons, p.ranks, p.synapses)
+        sim = model.simulate_s_per_model_s(p.neurons, p.vps, p.rate_hz)
+        out.append((p, mem / p.peak_rss_per_rank_mib - 1.0, sim / p.simulate_s_per_model_s - 1.0))
+    return out
+
+
+def predict(model: Model, *, neurons: int, ranks: int, threads: int, rate_hz: float,
+            indegree: int = 1250, recorded: int | None = None) -> Prediction:
+    """Peak memory per rank and simulate time per model second of a Brunel network
+    of `neurons` (in-degree C_E + C_I = `indegree`) on ranks x threads."""
+    synapses = neurons * indegree + neurons + (neurons if recorded is None else recorded)
+    mem = model.peak_rss_per_rank_mib(neurons, ranks, synapses)
+    return Prediction(neurons, ranks, threads, synapses, rate_hz, mem, mem * ranks,
+                      model.simulate_s_per_model_s(neurons, ranks * threads, rate_hz, indegree))
+
+
+def slurm_mem_mib(extra_sbatch: list[str], cpus_per_node: int) -> float | None:
+    """Memory per node asked for with --sbatch=--mem=... or --mem-per-cpu=...
+    (SLURM units K/M/G/T, default M); None when not asked for or --mem=0 (all)."""
+    import re
+
+    units = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2}
+    for line in extra_sbatch:
+        m = re.fullmatch(r"--mem(-per-cpu)?=(\d+(?:\.\d+)?)([KMGT]?)B?", line.strip(), re.IGNORECASE)
+        if m:
+            value = float(m.group(2)) * units[(m.group(3) or "M").upper()]
+            if value == 0:
+                return None
+            return value * cpus_per_node if m.group(1) else value
+    return None
+
+
+def load_model(table: Path | None = None) -> tuple[Model, list[tuple[Point, float, float]]]:
+    """The model fitted to the calibration rows of `table`, and its errors on the others."""
+    points = read_table(table or DEFAULT_TABLE)
+    cal, val = split(points)
+    if len(cal) < 3:  # another machine's table: fit on all of it
+        cal, val = points, []
+    model = fit(cal)
+    return model, validation_errors(model, val)
+
+
+def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task: int,
+                        extra_sbatch: list[str], table: Path | None = None) -> list[str]:
+    """What `jobscript` says about a run config on an allocation: the predicted
+    peak memory per node, and a warning when the asked --mem cannot hold it."""
+    from hpc_brunel.theory.meanfield import stationary_rate_for_config
+
+    model, _ = load_model(table)
+    n = cfg.network
+    rate = stationary_rate_for_config(cfg)
+    n_rec = cfg.recording.n_record_per_population
+    def on(k: int) -> Prediction:
+        return predict(model, neurons=n.n_neurons, ranks=k * ntasks_per_node, threads=cpus_per_task,
+                       rate_hz=rate if rate == rate else 50.0, indegree=n.indegree_excitatory + n.indegree_inhibitory,
+                       recorded=2 * n_rec if n_rec else None)
+
+    p = on(nodes)
+    per_node = p.peak_rss_per_rank_mib * ntasks_per_node
+    lines = [f"plan: {n.n_neurons:,} neurons on {nodes} node(s) x {ntasks_per_node} rank(s) x {cpus_per_task} "
+             f"thread(s): predicted peak memory {p.peak_rss_per_rank_mib / 1024:.2f} GiB per rank, "
+             f"{per_node / 1024:.2f} GiB per node; simulate ~{p.simulate_s_per_model_s:.1f} s per model second"]
+    mem = slurm_mem_mib(extra_sbatch, ntasks_per_node * cpus_per_task)
+    if mem is not None and per_node > mem:
+        need = next((k for k in range(nodes + 1, 100 * nodes + 2)
+                     if on(k).peak_rss_per_rank_mib * ntasks_per_node <= mem), None)
+        fix = f"or for >= {need} nodes" if need else "(more nodes do not help: every rank holds the whole network's neurons)"
+        lines.append(f"hpc_brunel: warning: --mem asks for {mem / 1024:.2f} GiB per node but the run needs about "
+                     f"{per_node / 1024:.2f} GiB per node: ask for more memory {fix}")
+    return lines
+
+
+def command(args) -> int:
+    """`python -m hpc_brunel plan`: print the prediction and the model's error on
+    the measured points it was not fitted to."""
+    model, errors = load_model(args.table)
+    p = predict(model, neurons=args.neurons, ranks=args.ranks, threads=args.threads, rate_hz=args.rate_hz,
+                indegree=args.indegree)
+    print(f"{p.neurons:,} neurons ({p.synapses:,} synapses) on {p.ranks} rank(s) x {p.threads} thread(s), "
+          f"rate {p.rate_hz:g} Hz:")
+    print(f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all")
+    print(f"  simulate      {p.simulate_s_per_model_s:,.1f} s per model second (real-time factor)")
+    print(f"model: {model.m0_mib:.0f} MiB + {model.mib_per_synapse_on_rank * 2**20:.1f} B per synapse on the rank "
+          f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network; "
+          f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({args.table or DEFAULT_TABLE})")
+    for pt, e_mem, e_sim in errors:
+        print(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory {e_mem:+.1%}, "
+              f"time {e_sim:+.1%}")
+    return 0

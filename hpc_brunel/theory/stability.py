@@ -1,0 +1,708 @@
+"""Linear stability of the stationary states of Brunel's (2000) model A, and the
+phase diagram it implies.
+
+A stationary state nu0 (a fixed point of the Siegert transfer function,
+:func:`hpc_brunel.meanfield.fixed_points_hz`) is perturbed,
+nu(t) = nu0 + nu1 e^{lambda t}. All synapses have the delay D, so the mean and
+the variance of the input are modulated by
+
+    mu1      = C_E J tau (1 - g gamma)     nu1 e^{-lambda D}
+    sigma2_1 = C_E J^2 tau (1 + g^2 gamma) nu1 e^{-lambda D}
+
+and the rate answers with the white-noise LIF susceptibilities,
+nu1 = A_mu(lambda) mu1 + A_var(lambda) sigma2_1. Hence the characteristic equation
+
+    e^{-lambda D} tau C_E J [ (1 - g gamma) A_mu(lambda) + J (1 + g^2 gamma) A_var(lambda) ] = 1.   (*)
+
+With s = lambda tau, x_th = sqrt(2) (mu0 - theta) / sigma0, x_r = sqrt(2) (mu0 - V_r) / sigma0,
+Delta = (x_r^2 - x_th^2) / 4 and D_a the parabolic cylinder function,
+
+    den(s)       = D_{-s}(x_th) - e^{Delta} e^{-lambda t_ref} D_{-s}(x_r)
+    A_mu(lambda)  = sqrt(2) nu0 / sigma0   * s / (1 + s)           * [D_{-s-1}(x_th) - e^{Delta} D_{-s-1}(x_r)] / den(s)
+    A_var(lambda) = nu0 / sigma0^2         * s (1 + s) / (2 + s)   * [D_{-s-2}(x_th) - e^{Delta} D_{-s-2}(x_r)] / den(s)
+
+This is the linearisation that Brunel & Hakim (1999, Neural Comput 11:1621)
+and Brunel (2000, J Comput Neurosci 8:183, Sec. 4 and Appendix A) solve with
+Kummer functions, U(y, s) ~ e^{y^2/2} D_{-s}(-sqrt(2) y), mean (G) and
+variance (H) terms and refractory period included. The susceptibilities are
+written as in Lindner & Schimansky-Geier (2001, Phys Rev Lett 86:2934),
+continued from lambda = i omega into the complex plane (their e^{-i omega t}
+convention is ours with i omega -> -lambda); they were re-derived from the
+Fokker-Planck equation rather than transcribed, and the tests check both
+against the omega -> 0 limits d phi / d mu and d phi / d sigma^2 of the
+Siegert formula and against a direct numerical (threshold-integration)
+solution of the linearised Fokker-Planck equation at complex lambda.
+
+INM-6's nnmt 1.3 was read and not used: its transfer function
+(nnmt.lif.exp ``_transfer_function_shift``, Schuecker et al. 2015, also with
+mpmath's parabolic cylinder functions) has the mean term A_mu only, with
+colored-noise shifts; nnmt.linear_stability solves a rate-model (Lambert-W,
+Senk et al. 2020) approximation, not (*); and it would bring pint and its
+network/caching framework for two formulas.
+
+Units: rates in Hz, eigenvalues lambda in 1/s (growth_rate_per_s = Re lambda,
+freq_hz = Im lambda / 2 pi), voltages in mV relative to rest.
+"""
+from __future__ import annotations
+
+import cmath
+import dataclasses
+import functools
+import math
+import time
+
+import mpmath
+import numpy as np
+
+from hpc_brunel.constants import FAST_SLOW_CUT_HZ
+from hpc_brunel.theory import meanfield
+from hpc_brunel.theory.meanfield import MeanFieldParams
+
+# FAST_SLOW_CUT_HZ (hpc_brunel.constants, 60 Hz) separates Brunel's fast from slow
+# oscillations. Along the stability boundaries of model A (D = 1.5 ms, tau = 20 ms) the critical
+# mode of the fast branch (high eta, rates of tens of Hz) has a frequency of order
+# 1/(4 D) ~ 170 Hz: 161-193 Hz for g = 5..8 (249 Hz at g = 4.5, eta = 7.75); the
+# slow branch (eta ~ 0.85-0.9, rates of ~1 Hz) is at 7-32 Hz, of order 1/(2 pi tau) ~ 8 Hz
+# to a few times that. 60 Hz lies in the gap, ~2x above the slow and ~2.7x below the
+# fast critical frequencies.
+# Rate below which a stationary state counts as quiescent ("Q").
+QUIESCENT_RATE_HZ = 0.1
+# An unstable state at more than this fraction of the saturation rate 1/t_ref is
+# Brunel's synchronous regular state (SR): neurons fire almost regularly, near
+# saturation, as in the excitation-dominated region g < 4 of his Fig. 8.
+SR_SATURATION_FRACTION = 0.5
+# A fixed point whose mean input exceeds threshold by more than this many sigma is
+# mean-driven: neurons fire nearly periodically at ~1/(t_ref + tau ln((mu - V_r)/(mu - theta))),
+# the susceptibility has weakly damped resonances at multiples of the rate, and the
+# parabolic cylinder functions of large argument are slow (0.1-0.3 s each in mpmath).
+# By default stationary_state does not search eigenvalues there and reports the state
+# as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing).
+# Where the search does converge (g = 3, eta = 1..4) it finds an unstable mode at
+# 645-690 Hz growing at 195-250 /s, in line with this default.
+MEAN_DRIVEN_SIGMAS = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Susceptibility:
+    """Linear response of the rate of one LIF neuron to e^{lambda t} modulations of its input.
+
+    mean_hz_per_mv: nu1 / mu1; variance_hz_per_mv2: nu1 / sigma^2_1.
+    """
+
+    mean_hz_per_mv: complex
+    variance_hz_per_mv2: complex
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """One root lambda of the characteristic equation: lambda = growth_rate_per_s + 2 pi i freq_hz."""
+
+    growth_rate_per_s: float
+    freq_hz: float
+
+    @property
+    def lambda_per_s(self) -> complex:
+        """The eigenvalue, 1/s."""
+        return complex(self.growth_rate_per_s, 2 * math.pi * self.freq_hz)
+
+
+@dataclasses.dataclass(frozen=True)
+class StationaryState:
+    """The stationary state(s) of a network and their linear stability.
+
+    Attributes
+    ----------
+    rate_hz : float or None
+        The stable stationary rate (the lowest one if several are stable), None if no
+        fixed point is linearly stable.
+    stable : bool
+        Whether a linearly stable stationary state exists.
+    fixed_points_hz : tuple of float
+        All fixed points nu = phi(nu), ascending.
+    state_rate_hz : float
+        The fixed point whose leading mode is reported: rate_hz when stable, else the
+        least unstable fixed point.
+    growth_rate_per_s, freq_hz : float
+        Leading (largest real part) eigenvalue of state_rate_hz: Re lambda in 1/s and
+        Im lambda / 2 pi in Hz (freq_hz >= 0).
+    """
+
+    rate_hz: float | None
+    stable: bool
+    fixed_points_hz: tuple[float, ...]
+    state_rate_hz: float
+    growth_rate_per_s: float
+    freq_hz: float
+    mean_driven: bool = False  # state_rate_hz is mean-driven (see is_mean_driven): counted unstable, no search
+
+    def describe(self) -> str:
+        """One line, e.g. '37.95 Hz (stable)'."""
+        mode = f"leading mode {self.freq_hz:.0f} Hz"
+        if self.stable and self.rate_hz == 0.0:
+            return "0 Hz (quiescent, stable)"
+        if self.stable and math.isnan(self.growth_rate_per_s):
+            return f"{self.rate_hz:.3g} Hz (stable: loop gain below 1 at all frequencies)"
+        if self.stable:
+            extra = "" if len(self.fixed_points_hz) == 1 else \
+                f"; fixed points {', '.join(f'{r:.3g}' for r in self.fixed_points_hz)} Hz"
+            return f"{self.rate_hz:.2f} Hz (stable; {mode} decays at {-self.growth_rate_per_s:.3g} /s{extra})"
+        if self.mean_driven:
+            return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state is mean-driven: the mean input "
+                    f"is > {MEAN_DRIVEN_SIGMAS:g} sigma above threshold, neurons fire regularly)")
+        if math.isnan(self.growth_rate_per_s):
+            return f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: no eigenvalue found)"
+        return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state: {mode} grows at "
+                f"{self.growth_rate_per_s:.3g} /s)")
+
+
+# --------------------------------------------------------------------------------------------------
+# susceptibilities and the characteristic function
+
+
+def susceptibility(lambda_per_s: complex, *, mu_mv: float, sigma_mv: float, rate_hz: float, tau_m_ms: float,
+                   t_ref_ms: float, theta_mv: float, v_reset_mv: float) -> Susceptibility:
+    """White-noise LIF susceptibilities to mean and variance modulations (Brunel & Hakim 1999).
+
+    Parameters
+    ----------
+    lambda_per_s : complex
+        Complex frequency of the modulation e^{lambda t}, 1/s (lambda = 2 pi i f for a sine at f Hz).
+    mu_mv, sigma_mv : float
+        Stationary mean and standard deviation of the input, mV (relative to rest).
+    rate_hz : float
+        Stationary rate phi(mu, sigma), Hz.
+    tau_m_ms, t_ref_ms : float
+        Membrane time constant and refractory period, ms.
+    theta_mv, v_reset_mv : float
+        Threshold and reset relative to rest, mV.
+
+    Returns
+    -------
+    Susceptibility
+        nu1/mu1 in Hz/mV and nu1/sigma^2_1 in Hz/mV^2 (formulas in the module docstring).
+    """
+    tau = tau_m_ms / 1000.0
+    s = mpmath.mpc(lambda_per_s * tau)
+    x_th = math.sqrt(2.0) * (mu_mv - theta_mv) / sigma_mv
+    x_r = math.sqrt(2.0) * (mu_mv - v_reset_mv) / sigma_mv
+    e_delta = mpmath.exp((x_r * x_r - x_th * x_th) / 4.0)
+    d = mpmath.pcfd
+    # D_{-s-1}, D_{-s-2} at both ends; D_{-s}(x) = x D_{-s-1}(x) + (s + 1) D_{-s-2}(x) (DLMF 12.8.1)
+    d1_th, d1_r = d(-s - 1, x_th), d(-s - 1, x_r)
+    d2_th, d2_r = d(-s - 2, x_th), d(-s - 2, x_r)
+    d0_th, d0_r = x_th * d1_th + (s + 1) * d2_th, x_r * d1_r + (s + 1) * d2_r
+    den = d0_th - e_delta * mpmath.exp(-lambda_per_s * t_ref_ms / 1000.0) * d0_r
+    a_mu = math.sqrt(2.0) * rate_hz / sigma_mv * s / (1 + s) * (d1_th - e_delta * d1_r) / den
+    a_var = rate_hz / sigma_mv**2 * s * (1 + s) / (2 + s) * (d2_th - e_delta * d2_r) / den
+    return Susceptibility(complex(a_mu), complex(a_var))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Linearisation:
+    """Everything (*) needs about one fixed point."""
+
+    p: MeanFieldParams
+    rate_hz: float
+    mu_mv: float
+    sigma_mv: float
+
+    @property
+    def gain_mean_mv_per_hz(self) -> float:  # d mu / d nu
+        return self.p.c_e * self.p.j_mv * self.p.tau_m_ms / 1000.0 * (1.0 - self.p.g * self.p.gamma)
+
+    @property
+    def gain_var_mv2_per_hz(self) -> float:  # d sigma^2 / d nu
+        return self.p.c_e * self.p.j_mv**2 * self.p.tau_m_ms / 1000.0 * (1.0 + self.p.g**2 * self.p.gamma)
+
+    def chi(self, lam: complex) -> Susceptibility:
+        p = self.p
+        return susceptibility(lam, mu_mv=self.mu_mv, sigma_mv=self.sigma_mv, rate_hz=self.rate_hz,
+                              tau_m_ms=p.tau_m_ms, t_ref_ms=p.t_ref_ms, theta_mv=p.theta_mv,
+                              v_reset_mv=p.v_reset_mv)
+
+    def open_loop(self, lam: complex) -> complex:
+        """e^{-lambda D} (dmu/dnu A_mu + dsigma2/dnu A_var): the loop gain; (*) is open_loop = 1."""
+        c = self.chi(lam)
+        return cmath.exp(-lam * self.p.delay_ms / 1000.0) * (
+            self.gain_mean_mv_per_hz * c.mean_hz_per_mv + self.gain_var_mv2_per_hz * c.variance_hz_per_mv2)
+
+
+def _linearise(p: MeanFieldParams, rate_hz: float) -> _Linearisation:
+    mu, sigma = meanfield.moments_for(p, rate_hz)
+    return _Linearisation(p, float(rate_hz), mu, sigma)
+
+
+def characteristic_function(p: MeanFieldParams, rate_hz: float, lambda_per_s: complex) -> complex:
+    """Left side minus right side of the characteristic equation (*) at the fixed point rate_hz.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    rate_hz : float
+        A fixed point of phi (see :func:`hpc_brunel.meanfield.fixed_points_hz`).
+    lambda_per_s : complex
+        Trial eigenvalue, 1/s.
+
+    Returns
+    -------
+    complex
+        e^{-lambda D} tau C_E J [(1 - g gamma) A_mu + J (1 + g^2 gamma) A_var] - 1; zero at an eigenvalue.
+    """
+    return _linearise(p, rate_hz).open_loop(complex(lambda_per_s)) - 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# eigenvalues
+
+# Imaginary-axis frequencies (Hz) from which roots are searched. Roots of (*) come in
+# families spaced by ~1/D (667 Hz) in frequency: in model A the least stable root of the
+# first family lies between ~10 and ~300 Hz, the second family near 650-800 Hz.
+_SCAN_FREQS_HZ = (8.0, 25.0, 50.0, 90.0, 140.0, 200.0, 280.0, 400.0, 650.0)
+
+
+def _secant(f, z0: complex, z1: complex, *, tol: float = 1e-9, max_iter: int = 30) -> complex | None:
+    """A root of f by the complex secant method, None if it wanders off or does not converge."""
+    try:
+        f0, f1 = f(z0), f(z1)
+    except (ValueError, ZeroDivisionError):  # mpmath gives up far from the relevant region
+        return None
+    for _ in range(max_iter):
+        if f1 == f0:
+            return None
+        z2 = z1 - f1 * (z1 - z0) / (f1 - f0)
+        # roots far beyond 1/t_ref in frequency, or decaying much faster than 1/tau, are irrelevant here
+        if not cmath.isfinite(z2) or abs(z2) > 2e4 or z2.real < -2e3:
+            return None
+        z0, f0, z1 = z1, f1, z2
+        try:
+            f1 = f(z1)
+        except (ValueError, ZeroDivisionError):
+            return None
+        if abs(z1 - z0) < tol * max(1.0, abs(z1)):
+            return z1 if abs(f1) < 1e-6 else None
+    return None
+
+
+def slope_of_transfer(p: MeanFieldParams, rate_hz: float) -> float:
+    """d phi / d nu at rate_hz, by a central difference of the Siegert formula.
+
+    This is also the loop gain of (*) at lambda = 0; a slope > 1 at a fixed point means a
+    real positive eigenvalue (the rate instability of a saddle-node's middle branch).
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    rate_hz : float
+
+    Returns
+    -------
+    float
+    """
+    h = max(1e-6, 1e-5 * rate_hz)
+    lo = max(0.0, rate_hz - h)
+    return (meanfield.transfer_rate_hz(p, rate_hz + h) - meanfield.transfer_rate_hz(p, lo)) / (rate_hz + h - lo)
+
+
+def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, max_starts: int = 3) -> tuple[Mode, ...]:
+    """Roots of the characteristic equation near the imaginary axis, least stable first.
+
+    |open_loop - 1| is evaluated on the imaginary axis at scan_freqs_hz; from the
+    max_starts deepest local minima a complex secant iteration looks for a root. If
+    d phi / d nu > 1 at the fixed point (the middle branch of a saddle-node), (*) has a
+    real positive root, searched from the positive real axis. Only roots with
+    freq_hz >= 0 are returned (the others are their conjugates).
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    rate_hz : float
+        A fixed point of phi.
+    scan_freqs_hz : sequence of float
+        Starting frequencies.
+    max_starts : int
+        At most this many secant searches from the imaginary axis.
+
+    Returns
+    -------
+    tuple of Mode
+        Distinct roots found, sorted by decreasing growth rate.
+    """
+    return _search(p, rate_hz, scan_freqs_hz, max_starts)[0]
+
+
+def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=_SCAN_FREQS_HZ,
+            max_starts: int = 3) -> tuple[tuple[Mode, ...], float]:
+    """Scan, secant searches, and max |loop gain| on the scan (inf if an evaluation failed)."""
+    lin = _linearise(p, rate_hz)
+    f = lambda lam: lin.open_loop(lam) - 1.0
+    w = [2 * math.pi * fr for fr in scan_freqs_hz]
+    vals, gains = [], []
+    for x in w:
+        try:
+            z = f(1j * x)
+        except (ValueError, ZeroDivisionError):
+            z = complex(math.inf)
+        vals.append(abs(z))
+        gains.append(abs(z + 1.0))
+    minima = []
+    for k in range(len(w)):
+        left = vals[k - 1] if k > 0 else math.inf
+        right = vals[k + 1] if k + 1 < len(w) else math.inf
+        if vals[k] <= left and vals[k] <= right and math.isfinite(vals[k]):
+            minima.append((vals[k], w[k]))
+    roots: list[complex] = []
+    for _, x in sorted(minima)[:max_starts]:
+        r = _secant(f, complex(0.0, x), complex(5.0, 1.03 * x))
+        if r is not None:
+            roots.append(r)
+    if slope_of_transfer(p, rate_hz) > 1.0:
+        for x in (20.0, 300.0):
+            r = _secant(f, complex(x, 0.0), complex(1.1 * x, 0.0))
+            if r is not None:
+                roots.append(complex(r.real, 0.0) if abs(r.imag) < 1e-6 else r)
+    out: list[Mode] = []
+    for r in roots:
+        m = Mode(float(r.real), abs(float(r.imag)) / (2 * math.pi))
+        if not any(abs(m.lambda_per_s - o.lambda_per_s) < 1e-5 * max(1.0, abs(o.lambda_per_s)) for o in out):
+            out.append(m)
+    return tuple(sorted(out, key=lambda m: -m.growth_rate_per_s)), max(gains)
+
+
+def _leading(p: MeanFieldParams, rate_hz: float) -> tuple[Mode, bool]:
+    """(leading mode, stable). With no root found, the state is stable if the loop gain stays
+    below 1 at the scanned frequencies of the imaginary axis and at zero (a small-gain argument:
+    were |gain| < 1 on the whole axis, the maximum principle would exclude roots of (*) in the
+    right half plane; here it is checked at the scan points only, an approximation); this
+    covers the near-silent states, whose gain is proportional to the rate."""
+    ms, max_gain = _search(p, rate_hz)
+    slope = slope_of_transfer(p, rate_hz)
+    if not ms:
+        return Mode(math.nan, math.nan), bool(max_gain < 1.0 and abs(slope) < 1.0)
+    return ms[0], ms[0].growth_rate_per_s < 0
+
+
+# --------------------------------------------------------------------------------------------------
+# stationary states and labels
+
+
+def is_mean_driven(p: MeanFieldParams, rate_hz: float) -> bool:
+    """Whether the mean input at rate_hz exceeds threshold by more than MEAN_DRIVEN_SIGMAS sigma.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    rate_hz : float
+
+    Returns
+    -------
+    bool
+    """
+    mu, sigma = meanfield.moments_for(p, rate_hz)
+    return mu - p.theta_mv > MEAN_DRIVEN_SIGMAS * sigma
+
+
+@functools.lru_cache(maxsize=4096)
+def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -> StationaryState:
+    """All fixed points of the network `p` and whether one of them is linearly stable.
+
+    Fixed points are tried in ascending order; the first with a leading eigenvalue of
+    negative real part is the stable state. Mean-driven fixed points (see
+    MEAN_DRIVEN_SIGMAS) count as not stable without an eigenvalue search unless
+    resolve_mean_driven is set.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    resolve_mean_driven : bool
+        Search eigenvalues for mean-driven fixed points too (slow: seconds per state).
+
+    Returns
+    -------
+    StationaryState
+    """
+    fps = meanfield.fixed_points_hz(p)
+    best: tuple[float, Mode] | None = None
+    for r in fps:
+        if r <= 0.0:  # a fixed point at 0 Hz (the root rounds to 0): silence is stable; the decay rate
+            # reported (1/tau_m, the membrane's) is an assumption, not an eigenvalue
+            m = Mode(-1000.0 / p.tau_m_ms, 0.0)
+            stable = True
+        elif not resolve_mean_driven and is_mean_driven(p, r):
+            m, stable = Mode(math.nan, math.nan), False
+        else:
+            m, stable = _leading(p, r)
+        if stable:
+            return StationaryState(r, True, fps, r, m.growth_rate_per_s, m.freq_hz)
+        if best is None or math.isnan(best[1].growth_rate_per_s) or m.growth_rate_per_s < best[1].growth_rate_per_s:
+            best = (r, m)
+    assert best is not None
+    driven = not resolve_mean_driven and best[0] > 0 and is_mean_driven(p, best[0])
+    return StationaryState(None, False, fps, best[0], best[1].growth_rate_per_s, best[1].freq_hz, driven)
+
+
+def stationary_state_for_config(cfg) -> StationaryState:
+    """:func:`stationary_state` of a run configuration.
+
+    Parameters
+    ----------
+    cfg : hpc_brunel.config.RunConfig
+
+    Returns
+    -------
+    StationaryState
+    """
+    return stationary_state(MeanFieldParams.from_config(cfg))
+
+
+def label_of(p: MeanFieldParams, st: StationaryState, *, margin_per_s: float = 0.0) -> str:
+    """The Brunel (2000) label of an already computed state; see :func:`theory_label`.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    st : StationaryState
+        ``stationary_state(p)``.
+    margin_per_s : float
+        A stable state whose leading mode decays slower than this (Re lambda > -margin)
+        is labelled by that mode as if unstable (SI-fast/SI-slow): in a finite network such
+        a weakly damped mode is driven by the finite-size noise into visible oscillations.
+        0 (default): strict linear stability.
+
+    Returns
+    -------
+    str
+    """
+    weakly_damped = (margin_per_s > 0 and st.stable and not math.isnan(st.growth_rate_per_s)
+                     and st.growth_rate_per_s > -margin_per_s and st.rate_hz >= QUIESCENT_RATE_HZ)
+    if st.stable and not weakly_damped:
+        return "Q" if st.rate_hz < QUIESCENT_RATE_HZ else "AI"
+    if st.state_rate_hz >= SR_SATURATION_FRACTION * p.rate_max_hz or is_mean_driven(p, st.state_rate_hz):
+        return "SR"
+    return "SI-fast" if st.freq_hz >= FAST_SLOW_CUT_HZ else "SI-slow"
+
+
+def theory_label(p: MeanFieldParams, *, margin_per_s: float = 0.0) -> str:
+    """Brunel's (2000) regime predicted by the mean field and its linear stability.
+
+    * "Q": the stable stationary rate is below QUIESCENT_RATE_HZ (0.1 Hz): no activity.
+    * "AI": a linearly stable stationary state with a nonzero rate (asynchronous irregular).
+    * "SR": no stable state, and the unstable state fires at more than
+      SR_SATURATION_FRACTION (1/2) of the saturation rate 1/t_ref or is mean-driven
+      (mean input > theta + MEAN_DRIVEN_SIGMAS sigma). Brunel's SR state
+      (excitation-dominated, g < 4) is near saturation: neurons fire almost
+      regularly, limited by the refractory period, and the network synchronises.
+    * "SI-fast": unstable through a mode faster than FAST_SLOW_CUT_HZ (60 Hz): the
+      oscillation with a period of a few delays (frequency of order 1/(4D) ~ 170 Hz
+      at D = 1.5 ms) that destabilises the inhibition-dominated high-rate state.
+    * "SI-slow": unstable through a slower mode (tens of Hz, of order 1/tau), the
+      instability at low external drive (eta < ~1) for strong inhibition.
+
+    The 60 Hz cut lies between the two Hopf branches of model A: the critical
+    frequency along the fast line is 161-193 Hz for g = 5..8 (249 Hz at g = 4.5,
+    eta = 7.75), along the slow band 7-32 Hz (see :func:`phase_boundaries`).
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    margin_per_s : float
+        See :func:`label_of` (default 0: strict linear stability).
+
+    Returns
+    -------
+    str
+        One of "SR", "SI-fast", "SI-slow", "AI", "Q".
+    """
+    return label_of(p, stationary_state(p), margin_per_s=margin_per_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class TheoryGrid:
+    """theory_label on a (g, eta) grid: labels[i][j] belongs to g_values[i], eta_values[j]."""
+
+    g_values: tuple[float, ...]
+    eta_values: tuple[float, ...]
+    labels: tuple[tuple[str, ...], ...]
+    states: tuple[tuple[StationaryState, ...], ...]
+    seconds_per_cell: float
+
+    def label(self, g: float, eta: float) -> str:
+        """The label of the grid cell (g, eta) (nearest grid values)."""
+        i = int(np.argmin(np.abs(np.asarray(self.g_values) - g)))
+        j = int(np.argmin(np.abs(np.asarray(self.eta_values) - eta)))
+        return self.labels[i][j]
+
+    def table(self) -> str:
+        """Plain-text table: one row per eta (top: largest), one column per g."""
+        w = max(7, *(len(lab) for row in self.labels for lab in row))
+        head = "eta \\ g".rjust(8) + "".join(f"{g:>{w + 1}g}" for g in self.g_values)
+        rows = [head]
+        for j in reversed(range(len(self.eta_values))):
+            rows.append(f"{self.eta_values[j]:>8g}" + "".join(f"{self.labels[i][j]:>{w + 1}}"
+                                                            for i in range(len(self.g_values))))
+        return "\n".join(rows)
+
+
+def theory_grid(g_values, eta_values, base: MeanFieldParams | None = None, *,
+                margin_per_s: float = 0.0) -> TheoryGrid:
+    """theory_label for every (g, eta) of a grid, for a cell-by-cell comparison with simulations.
+
+    Parameters
+    ----------
+    g_values, eta_values : sequence of float
+    base : MeanFieldParams, optional
+        Everything but g and eta (default: Brunel's model A).
+    margin_per_s : float
+        See :func:`label_of`.
+
+    Returns
+    -------
+    TheoryGrid
+        Computing one cell takes ~0.1 s (mpmath; results are cached per parameter set).
+    """
+    base = base or MeanFieldParams()
+    t0 = time.perf_counter()
+    states = tuple(tuple(stationary_state(base.with_(g=float(g), eta=float(e))) for e in eta_values)
+                   for g in g_values)
+    labels = tuple(tuple(label_of(base.with_(g=float(g), eta=float(e)), st, margin_per_s=margin_per_s)
+                         for e, st in zip(eta_values, row))
+                   for g, row in zip(g_values, states))
+    n = max(1, len(g_values) * len(eta_values))
+    return TheoryGrid(tuple(float(g) for g in g_values), tuple(float(e) for e in eta_values), labels, states,
+                      (time.perf_counter() - t0) / n)
+
+
+# --------------------------------------------------------------------------------------------------
+# phase boundaries
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityBoundary:
+    """A point where the stationary state changes stability as eta grows at fixed g.
+
+    becomes_stable: True if the state is unstable below eta_boundary and stable above.
+    freq_hz is the frequency of the critical mode there, rate_hz the stationary rate.
+    """
+
+    g: float
+    eta: float
+    freq_hz: float
+    rate_hz: float
+    becomes_stable: bool
+
+
+def _refine_critical(g: float, eta0: float, freq0_hz: float, base: MeanFieldParams) -> tuple[float, float, float]:
+    """Solve (*) on the imaginary axis for (eta, omega): F(i omega; eta) = 0, two real equations.
+
+    Returns (eta, freq_hz, rate_hz); raises RuntimeError if it does not converge nearby.
+    """
+    from scipy import optimize
+
+    def state(eta):
+        pe = base.with_(g=g, eta=float(eta))
+        fps = meanfield.fixed_points_hz(pe)
+        return pe, fps
+
+    # follow the fixed point closest to the one at eta0
+    _, fps0 = state(eta0)
+    target = [r for r in fps0 if r > 0]
+
+    def rate_at(eta):
+        pe, fps = state(eta)
+        rr = [r for r in fps if r > 0] or [0.0]
+        return pe, min(rr, key=lambda r: abs(r - target[0])) if target else rr[0]
+
+    def resid(v):
+        eta, w = v
+        pe, r = rate_at(eta)
+        z = characteristic_function(pe, r, complex(0.0, w))
+        return [z.real, z.imag]
+
+    sol, _info, ier, msg = optimize.fsolve(resid, [eta0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    eta_c, w_c = float(sol[0]), float(sol[1])
+    if ier != 1 or abs(eta_c - eta0) > 0.05 or not (0.5 * freq0_hz <= w_c / (2 * math.pi) <= 2.0 * freq0_hz):
+        raise RuntimeError(f"critical point near g={g}, eta={eta0}, {freq0_hz} Hz did not converge: {msg}")
+    return eta_c, w_c / (2 * math.pi), rate_at(eta_c)[1]
+
+
+def hopf_boundary(g: float, eta_lo: float, eta_hi: float, base: MeanFieldParams | None = None, *,
+                  tol: float = 1e-3, refine: bool = True) -> StabilityBoundary:
+    """The eta in [eta_lo, eta_hi] where the stationary state changes stability.
+
+    The bracket is bisected on StationaryState.stable down to `tol`; with `refine` the
+    critical point is then solved exactly as a root (eta_c, omega_c) of
+    F(i omega; eta) = 0 (Re lambda = 0), which is what freq_hz and eta report.
+
+    Parameters
+    ----------
+    g : float
+    eta_lo, eta_hi : float
+        A bracket of the boundary (the state is stable at one end only).
+    base : MeanFieldParams, optional
+        Everything but g and eta.
+    tol : float
+        Absolute tolerance of the bisection in eta.
+    refine : bool
+        Solve for the exact critical point after bisection (falls back to the bisection
+        estimate if that fails).
+
+    Returns
+    -------
+    StabilityBoundary
+    """
+    base = base or MeanFieldParams()
+    s_lo = stationary_state(base.with_(g=g, eta=eta_lo)).stable
+    s_hi = stationary_state(base.with_(g=g, eta=eta_hi)).stable
+    if s_lo == s_hi:
+        raise ValueError(f"g={g}: no change of stability between eta={eta_lo} and eta={eta_hi}")
+    lo, hi = eta_lo, eta_hi
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if stationary_state(base.with_(g=g, eta=mid)).stable == s_lo:
+            lo = mid
+        else:
+            hi = mid
+    st_lo = stationary_state(base.with_(g=g, eta=lo))
+    st_hi = stationary_state(base.with_(g=g, eta=hi))
+    st_s, st_u = (st_lo, st_hi) if s_lo else (st_hi, st_lo)
+    eta_c = 0.5 * (lo + hi)
+    freq = 0.5 * (st_u.freq_hz + st_s.freq_hz)
+    rate = st_s.rate_hz
+    if refine and st_s.rate_hz is not None and st_s.rate_hz > 0 and math.isfinite(freq):
+        try:
+            eta_c, freq, rate = _refine_critical(float(g), eta_c, freq, base)
+        except RuntimeError:
+            pass
+    return StabilityBoundary(float(g), float(eta_c), float(freq), float(rate), becomes_stable=not s_lo)
+
+
+def phase_boundaries(g_values, eta_min: float, eta_max: float, base: MeanFieldParams | None = None, *,
+                     n_eta: int = 15, tol: float = 1e-3) -> tuple[StabilityBoundary, ...]:
+    """Per g, every eta in [eta_min, eta_max] where the stationary state changes stability.
+
+    eta is scanned on n_eta points (linear) and each change of stability refined by
+    :func:`hopf_boundary`. A band narrower than the scan step is missed: the slow
+    instability of model A (eta ~ 0.85-0.9) is < 0.05 wide and needs a step of ~0.01.
+
+    Parameters
+    ----------
+    g_values : sequence of float
+    eta_min, eta_max : float
+    base : MeanFieldParams, optional
+    n_eta : int
+    tol : float
+        Absolute tolerance in eta.
+
+    Returns
+    -------
+    tuple of StabilityBoundary
+        Sorted by g, then eta.
+    """
+    base = base or MeanFieldParams()
+    out = []
+    etas = np.linspace(eta_min, eta_max, n_eta)
+    for g in g_values:
+        stab = [stationary_state(base.with_(g=float(g), eta=float(e))).stable for e in etas]
+        for k in range(len(etas) - 1):
+            if stab[k] != stab[k + 1]:
+                out.append(hopf_boundary(float(g), float(etas[k]), float(etas[k + 1]), base, tol=tol))
+    return tuple(out)

@@ -1,0 +1,64 @@
+"""jobscripts/ at the top level: rendered from the package's sbatch templates (the same
+ones `jobscript`, `scale --slurm` and `sweep --slurm` use) and kept in sync with them."""
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from hpc_brunel.cluster import jobscript as J
+
+REGENERATE = "python -m hpc_brunel jobscript examples --out jobscripts"
+
+
+def test_jobscripts_directory_is_in_sync_with_the_templates():
+    want = J.render_examples()
+    have = {p.name: p.read_text() for p in (ROOT / "jobscripts").glob("*.sbatch")}
+    assert sorted(have) == sorted(want), f"jobscripts/ holds other files than the templates give: {REGENERATE}"
+    for name, text in want.items():
+        assert have[name] == text, f"jobscripts/{name} is out of date with hpc_brunel/cluster/templates: {REGENERATE}"
+
+
+def test_examples_cover_the_workflows_and_are_valid_bash(tmp_path):
+    ex = J.render_examples()
+    assert {"run.sbatch", "chain-run.sbatch", "chain-analyze.sbatch", "scale-strong-point.sbatch",
+            "scale-weak-point.sbatch", "scale-plot.sbatch", "sweep-array.sbatch", "sweep-collect.sbatch"} <= set(ex)
+    for name, text in ex.items():
+        p = tmp_path / name
+        p.write_text(text)
+        assert subprocess.run(["bash", "-n", str(p)]).returncode == 0, name
+        assert text.startswith("#!/bin/bash\n# ") and "#SBATCH --hint=nomultithread" in text
+        # SLURM does not expand variables in #SBATCH lines
+        assert not any(line.startswith("#SBATCH") and "$" in line for line in text.splitlines()), name
+    assert "--no-analyze" not in ex["run.sbatch"] and "--no-analyze" in ex["chain-run.sbatch"]
+    assert "#SBATCH --array=0-71" in ex["sweep-array.sbatch"]
+    assert 'cd "$SLURM_SUBMIT_DIR"' in ex["run.sbatch"]
+
+
+def test_templates_are_files_not_python_strings():
+    tdir = ROOT / "hpc_brunel" / "cluster" / "templates"
+    names = {p.name for p in tdir.glob("*.sbatch.in")}
+    assert {"header.sbatch.in", "environment.sbatch.in", "run.sbatch.in", "analyze.sbatch.in",
+            "scale-plot.sbatch.in", "sweep-array.sbatch.in", "sweep-collect.sbatch.in"} <= names
+    src = (ROOT / "hpc_brunel" / "cluster" / "jobscript.py").read_text()
+    for text in ("--hint=nomultithread", "OMP_PROC_BIND", "set -euo pipefail", "mapfile"):
+        assert text not in src, f"{text!r} belongs in a template file"
+
+
+def test_render_template_drops_empty_optional_lines_and_refuses_missing_values():
+    c = J.Cluster(venv="", workdir="/w", partition="", account="")
+    text = J.render_run(c, "/r", [])
+    assert "--partition" not in text and "source " not in text and "module" not in text
+    assert "\n\n\n" not in text
+    with_opts = J.render_run(J.Cluster(venv="/v", workdir="/w", partition="p", modules=["NEST"]), "/r", [])
+    assert "#SBATCH --partition=p" in with_opts and "module load NEST" in with_opts and "source /v/bin/activate" \
+        in with_opts
+    with pytest.raises(KeyError, match="no value for"):
+        J.render_template("run", header="x", environment="y")
+
+
+def test_jobscript_examples_command_writes_them(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "examples", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.sbatch")) == sorted(J.render_examples())

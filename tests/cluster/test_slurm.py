@@ -1,0 +1,125 @@
+"""Jobscripts run for real on a single-node SLURM (slurmctld + slurmd on localhost).
+
+Skipped with a reason where SLURM cannot be started (not root, no packages);
+CI sets HPC_BRUNEL_REQUIRE_SLURM=1, which turns that skip into a failure."""
+import json
+import sys
+
+import pytest
+from conftest import ROOT, SMALL, needs_nest
+from slurm_cluster import running_cluster
+
+from hpc_brunel.cluster.jobscript import (
+    Cluster,
+    render_analyze,
+    render_run,
+    sbatch,
+    submit_chain,
+    write,
+)
+
+pytestmark = [pytest.mark.slurm, needs_nest]
+
+VENV = sys.prefix  # the venv running the tests: jobs activate the same one
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    yield from running_cluster(tmp_path_factory.mktemp("slurm"))
+
+
+def submit_and_wait(slurm, monkeypatch, run_dir, run_args, **cluster):
+    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+    c = Cluster(venv=VENV, workdir=str(ROOT), time_limit="00:10:00", **cluster)
+    run_id, ana_id = submit_chain(c, run_dir, run_args)
+    states = slurm.wait_for_jobs([run_id, ana_id], timeout_s=600)
+    logs = "\n".join(p.read_text() for p in sorted((run_dir.parent / f"{run_dir.name}.jobs").glob("*.out")))
+    assert states == {run_id: "COMPLETED", ana_id: "COMPLETED"}, logs
+    return run_id, ana_id
+
+
+def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
+    c = Cluster(partition="batch", account="p1", ntasks_per_node=4, cpus_per_task=8, modules=["NEST/3.10"])
+    text = render_run(c, tmp_path / "r", ["--t-sim-ms", "500"])
+    for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --hint=nomultithread",
+                 "#SBATCH --exclusive", "#SBATCH --partition=batch", "#SBATCH --account=p1", "module load NEST/3.10",
+                 "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", "export OMP_PROC_BIND=true",
+                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 python -m hpc_brunel run"):
+        assert line in text, line
+    assert "--no-analyze" in text
+    assert "python -m hpc_brunel analyze" in render_analyze(c, tmp_path / "r")
+
+
+def test_run_then_analyze_chain_small_network(slurm, tmp_path, monkeypatch):
+    run_dir = tmp_path / "small"
+    run_id, _ = submit_and_wait(slurm, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "300"],
+                                ntasks_per_node=2, cpus_per_task=1)
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert rec["status"] == "complete"
+    assert rec["decomposition"] == {"ranks": 2, "threads_per_rank": 1, "virtual_processes": 2}
+    assert rec["slurm"]["SLURM_JOB_ID"] == run_id and rec["slurm"]["SLURM_JOB_NODELIST"] == "localhost"
+    assert (run_dir / "analysis.json").exists() and (run_dir / "report.md").exists()
+
+
+def test_threads_per_rank_from_slurm_cpus_per_task(slurm, tmp_path, monkeypatch):
+    run_dir = tmp_path / "threads"
+    submit_and_wait(slurm, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "200"], ntasks_per_node=1, cpus_per_task=2)
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert rec["decomposition"] == {"ranks": 1, "threads_per_rank": 2, "virtual_processes": 2}
+
+
+@pytest.mark.slow
+def test_full_network_chain_short(slurm, tmp_path, monkeypatch):
+    run_dir = tmp_path / "full"
+    submit_and_wait(slurm, monkeypatch, run_dir, ["--t-sim-ms", "300"], ntasks_per_node=2, cpus_per_task=1)
+    a = json.loads((run_dir / "analysis.json").read_text())
+    assert a["decomposition"]["ranks"] == 2 and a["parameters"]["N_E"] == 10000
+    assert 30 < a["populations"]["network"]["rate_mean_hz"] < 45
+
+
+def test_scaling_series_ends_in_its_plot(slurm, tmp_path):
+    out = tmp_path / "series"
+    proc = slurm.run(sys.executable, "-m", "hpc_brunel", "scale", "strong", "--slurm", "--decompositions", "1x1,2x1",
+                     "--repetitions", "1", "--t-sim-ms", "100", "--presim-ms", "20", "--neurons", "1250",
+                     "--out", str(out), "--time", "00:10:00",
+                     "--run-args", "--set network.indegree_excitatory=100 --set network.indegree_inhibitory=25",
+                     cwd=ROOT)
+    ids = [ln.split("job ")[1].split()[0] for ln in proc.stdout.splitlines() if "job " in ln]
+    assert len(ids) == 3, proc.stdout
+    states = slurm.wait_for_jobs(ids)
+    logs = "\n".join(p.read_text() for p in sorted((out / "jobs").glob("*.out")))
+    assert set(states.values()) == {"COMPLETED"}, logs
+    assert (out / "scaling_strong.png").exists()
+    rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()[1:]]
+    assert sorted((r["ranks"], r["threads_per_rank"]) for r in rows) == [(1, 1), (2, 1)]
+    assert all(r["slurm_job_id"] for r in rows)
+
+
+def test_nest_without_mpi_is_refused_under_srun(slurm, tmp_path, monkeypatch, wheel_venv):
+    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+    run_dir = tmp_path / "wheel"
+    c = Cluster(venv=str(wheel_venv), workdir=str(ROOT), time_limit="00:05:00", ntasks_per_node=2)
+    script = write(tmp_path / "run.sbatch", render_run(c, run_dir, [], log_dir=tmp_path))
+    job = sbatch(script)
+    states = slurm.wait_for_jobs([job], timeout_s=300)
+    log = (tmp_path / f"brunel-run-{job}.out").read_text()
+    assert states[job] == "FAILED", log
+    assert "built without MPI" in log and "duplicate simulations" in log
+    assert not run_dir.exists()
+
+
+def test_sweep_as_a_job_array(slurm, tmp_path):
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "hpc_brunel", "sweep", "--slurm", "--g-range", "4:6:2", "--eta-range", "2:2:1", "--scale", "0.1",
+            "--t-sim-ms", "150", "--out", str(out), "--time", "00:10:00"]
+    proc = slurm.run(*args, cwd=ROOT)
+    first = proc.stdout.split("array job ")[1].split()[0]
+    collect = proc.stdout.split("collect job ")[1].split()[0]
+    states = slurm.wait_for_jobs([collect, first], timeout_s=600)
+    logs = "\n".join(p.read_text() for p in sorted((out / "jobs").glob("*.out")))
+    assert states[collect] == "COMPLETED", logs
+    rows = (out / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 3 and (out / "phase_diagram.png").exists(), logs
+    # resumable: nothing left to submit
+    again = slurm.run(*args, cwd=ROOT)
+    assert "all points done already" in again.stdout
