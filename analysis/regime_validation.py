@@ -61,7 +61,7 @@ TRANSIENT_MS = 100.0
 
 @dataclass(frozen=True)
 class Case:
-    regime: str  # the state this point is in (Brunel 2000, Fig. 8 and hpc_brunel.stability)
+    regime: str  # the state this point is in (Brunel 2000, Fig. 8 and hpc_brunel.theory.stability)
     g: float
     eta: float
     seed: int
@@ -75,7 +75,7 @@ class Case:
 
 PRESETS = {"SR": (3.0, 2.0), "SI-fast": (6.0, 4.0), "AI": (5.0, 2.0), "SI-slow": (4.5, 0.9)}
 # Two more points per regime, away from the Fig. 8 examples and inside the
-# region that linear stability (hpc_brunel.stability.theory_label) gives them, not
+# region that linear stability (hpc_brunel.theory.stability.theory_label) gives them, not
 # next to a boundary: SR g < 4; SI-fast above the fast Hopf line (eta_c = 2.70 at
 # g = 7, 2.46 at g = 8); AI between the slow band and the fast line (g = 5:
 # 0.89 .. 4.67; g = 6: 0.83 .. 3.26); SI-slow inside the slow band (g = 5: 0.852 ..
@@ -260,7 +260,7 @@ def calibrate() -> dict:
     (OUT / "calibration.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
     if thresholds != regimes.REGIME_THRESHOLDS:
-        print("NOTE: hpc_brunel.regimes.REGIME_THRESHOLDS differs from these values", file=sys.stderr)
+        print("NOTE: hpc_brunel.analysis.regimes.REGIME_THRESHOLDS differs from these values", file=sys.stderr)
     return out
 
 
@@ -268,7 +268,7 @@ CONDITION_ORDER = [(w, n) for w in ("300", "1000", "5000") for n in ("50", "200"
 
 
 def validate(which: str = "test") -> Path:
-    """Label every held-out case of `which` with hpc_brunel.regimes (as it is) and with
+    """Label every held-out case of `which` with hpc_brunel.analysis.regimes (as it is) and with
     the raw-chi rule it replaced; write the table (the README's: the test set)."""
     rows = read_measures(which)
     old = {"regular_cv_max": 0.2, "sr_chi_min": 0.3, "slow_chi_10ms_min": 0.17, "fast_chi_1ms_min": 0.15}

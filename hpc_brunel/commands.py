@@ -26,6 +26,7 @@ from hpc_brunel.errors import (
     ConfigError,
     HpcBrunelError,
     NestSetupError,
+    RunDirError,
     fail,
     print_error,
 )
@@ -148,7 +149,7 @@ def _run_on_every_rank(args, par) -> int:
     try:  # rank 0 decides about the run directory and broadcasts: every rank raises the same RunDirError
         status = simulation.execute(cfg, run_dir, par, nest, threads=threads, overwrite=args.overwrite,
                                     argv=sys.argv, grace_s=args.grace_s)
-    except ConfigError as e:
+    except RunDirError as e:  # raised on every rank alike (anything else aborts the job)
         if par.is_root:
             print_error(e)
         return EXIT_BAD_INPUT

@@ -45,7 +45,24 @@ def _clean(x):
 
 def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
     """Statistics per population and for the whole network, from spikes only
-    (in memory: the reference implementation; `analyze` uses compute_streaming)."""
+    (in memory: the reference implementation; `analyze` uses compute_streaming).
+
+    Parameters
+    ----------
+    spikes : dict
+        population name -> (node ids within the population, spike times in ms, group
+        attributes with "n_neurons"), as :func:`hpc_brunel.analysis.gather.read_sonata`
+        returns; both populations of POPULATIONS.
+    t_start_ms, t_stop_ms : float
+        The analysis window [t_start_ms, t_stop_ms).
+
+    Returns
+    -------
+    dict
+        population name and "network" (E then I) -> statistics dict
+        (:func:`hpc_brunel.analysis.stats.population_stats`), "regime" ->
+        :class:`hpc_brunel.analysis.regimes.RegimeLabel`.
+    """
     out = {p: stats.population_stats(spikes[p][0], spikes[p][1], int(spikes[p][2]["n_neurons"]), t_start_ms,
                                      t_stop_ms) for p in POPULATIONS}
     n_e = int(spikes["excitatory"][2]["n_neurons"])
@@ -93,7 +110,19 @@ def meanfield_summary(cfg: RunConfig) -> dict:
     """The mean field's stationary rate (of the least unstable state when none is
     stable), its linear stability and the label linear stability predicts
     (`stability.theory_label`). The analysis of a finished run never fails here:
-    if the eigenvalue search raises, the Siegert rate is reported without stability."""
+    if the eigenvalue search raises, the Siegert rate is reported without stability.
+
+    Parameters
+    ----------
+    cfg : hpc_brunel.config.RunConfig
+
+    Returns
+    -------
+    dict
+        meanfield_rate_hz (float, Hz), meanfield_stable (bool, None when stability
+        could not be computed), meanfield_state (one line, e.g. '37.95 Hz (stable; ...)')
+        and theory_label ("SR", "SI-fast", "SI-slow", "AI", "Q" or None).
+    """
     try:
         state = stability.stationary_state_for_config(cfg)
         return {"meanfield_rate_hz": state.rate_hz if state.stable else state.state_rate_hz,
@@ -125,6 +154,41 @@ def keep_freed_memory(max_block_bytes: int = 32 << 20) -> bool:
 
 def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float | None = None,
                 plots: bool = True, print_table: bool = False) -> dict:
+    """Analyze a run directory: gather, statistics, mean field, regime label, outputs.
+
+    Merges the rank files into spikes.h5 (SONATA), computes the statistics of the
+    window [start + transient, end) in one bounded-memory pass
+    (:func:`compute_streaming`), the mean field (:func:`meanfield_summary`) and the
+    regime label, and writes analysis.json, report.md and (with `plots`) the figures
+    raster.png, distributions.png and spectrum.png into the run directory.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run directory.
+    partial : bool
+        Analyze an unfinished run up to the last model time all ranks flushed.
+    t_transient_ms : float, optional
+        Model time after the start of the recording left out of the statistics;
+        default: the run's analysis.t_transient_ms.
+    plots : bool
+        Draw the figures.
+    print_table : bool
+        Print the summary table and the report's path.
+
+    Returns
+    -------
+    dict
+        What analysis.json holds (before NaN -> null): window_ms, populations
+        (excitatory, inhibitory, network statistics), regime, regime_reason,
+        regime_best_guess, the thresholds, the mean-field fields, timings_s, ...
+
+    Raises
+    ------
+    IncompleteRunError
+        If the run cannot be gathered (missing or unfinished rank files without
+        `partial`, not a run directory), or the analysis window is shorter than 10 ms.
+    """
     run_dir = Path(run_dir)
     keep_freed_memory()
     t0 = time.perf_counter()
@@ -193,10 +257,26 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
 
 
 def relabel_run(run_dir: Path) -> dict:
-    """Apply the current label rule (hpc_brunel.regimes) to an analyzed run's stored
-    statistics and rewrite analysis.json and report.md: no gather, no statistics, no
-    mean field. For the statistics themselves to follow a code change, run
-    analyze_run again."""
+    """Apply the current label rule (hpc_brunel.analysis.regimes) to an analyzed run's
+    stored statistics and rewrite analysis.json and report.md: no gather, no statistics,
+    no mean field. For the statistics themselves to follow a code change, run
+    analyze_run again.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        An analyzed run directory (with analysis.json).
+
+    Returns
+    -------
+    dict
+        The updated content of analysis.json.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run has no analysis.json or run.json.
+    """
     run_dir = Path(run_dir)
     a = json.loads((run_dir / ANALYSIS_JSON).read_text())
     lo, hi = a["window_ms"]
@@ -231,6 +311,8 @@ def _fmt(fmt, v):
 
 
 def summary_table(a: dict) -> str:
+    """The plain-text table `analyze` prints: the statistics per population and the
+    network, the mean field and the regime with its reason (`a`: analysis.json's content)."""
     pops = a["populations"]
     w = [20, 12, 12, 12]
     head = f"{'':{w[0]}}{'excitatory':>{w[1]}}{'inhibitory':>{w[2]}}{'network':>{w[3]}}"
@@ -251,6 +333,8 @@ def summary_table(a: dict) -> str:
 
 
 def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
+    """The text of report.md from analysis.json's content `a`, run.json's `record` and
+    the run's config; `plots`: link the figures."""
     d = record["decomposition"]
     timers = record.get("nest_timers_max_s", {})
     pops = a["populations"]
@@ -307,7 +391,7 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
             [f"{a['meanfield_rate_hz']:.2f}" if a["meanfield_stable"] is not False
              else "no stable stationary state"] * 3) + " |",
         "",
-        "Regime thresholds (hpc_brunel.regimes.REGIME_THRESHOLDS; chi_inf is chi corrected for the number of "
+        "Regime thresholds (hpc_brunel.analysis.regimes.REGIME_THRESHOLDS; chi_inf is chi corrected for the number of "
         "recorded neurons): "
         + ", ".join(f"{k} = {v}" for k, v in a["regime_thresholds"].items()),
         "",

@@ -195,6 +195,9 @@ def gather(run_dir: Path, *, partial: bool = False, max_open_files: int | None =
            block_spikes: int = MERGE_BLOCK_SPIKES) -> dict:
     """Merge the rank files into <run>/spikes.h5 (SONATA). Returns a summary.
 
+    The file is written under a temporary name and renamed when complete, so a
+    spikes.h5 that exists is whole.
+
     Parameters
     ----------
     run_dir : pathlib.Path
@@ -208,6 +211,22 @@ def gather(run_dir: Path, *, partial: bool = False, max_open_files: int | None =
         files in the run directory (removed afterwards), which are merged in turn.
     block_spikes : int
         Spikes merged at once (whole chunks; at least one chunk): bounds memory.
+
+    Returns
+    -------
+    dict
+        spikes (population -> spikes written), n_neurons (population -> recorded
+        neurons), t_start_ms and t_stop_ms (the recorded span, ms), n_chunks, ranks,
+        partial (whether the run is incomplete), max_open_files.
+
+    Raises
+    ------
+    IncompleteRunError
+        If `run_dir` is not a run directory, or its rank files are missing, broken
+        or unfinished (without `partial`; see
+        :func:`hpc_brunel.analysis.rankfiles.check_complete`).
+    ValueError
+        If max_open_files (or HPC_BRUNEL_GATHER_MAX_OPEN) is below 2.
     """
     run_dir = Path(run_dir)
     record, states, t_until = check_complete(run_dir, partial)
@@ -277,7 +296,19 @@ def gather(run_dir: Path, *, partial: bool = False, max_open_files: int | None =
 
 
 def read_sonata(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
-    """population -> (node_ids within the population, timestamps in ms, group attrs)."""
+    """Read a whole SONATA spike file into memory.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A SONATA spike file (spikes.h5).
+
+    Returns
+    -------
+    dict
+        population -> (node ids within the population as int64, timestamps in ms,
+        the population group's attributes: n_neurons, nest_first_node_id, sorting, ...).
+    """
     out = {}
     with h5_open(path, "r") as f:
         for p, g in f["spikes"].items():
@@ -297,7 +328,27 @@ def sonata_populations(path: Path) -> dict[str, dict]:
 def iter_sonata_blocks(path: Path, population: str, block_spikes: int = SONATA_BLOCK_SPIKES):
     """Yield (node_ids within the population as int64, timestamps in ms) of one
     population in blocks of at most block_spikes spikes, in file order (by time):
-    memory of one block whatever the file size."""
+    memory of one block whatever the file size.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A SONATA spike file (spikes.h5).
+    population : str
+        "excitatory" or "inhibitory".
+    block_spikes : int
+        Largest block, spikes.
+
+    Yields
+    ------
+    (numpy.ndarray of int64, numpy.ndarray of float64)
+        Node ids within the population and spike times in ms of the next block.
+
+    Raises
+    ------
+    KeyError
+        If the file has no such population.
+    """
     with h5_open(path, "r") as f:
         g = f["spikes"][population]
         ts, ids = g["timestamps"], g["node_ids"]
@@ -325,7 +376,23 @@ def read_sonata_window(path: Path, t_start_ms: float, t_stop_ms: float,
                        max_node_id: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
     """Like read_sonata, but only the spikes in [t_start_ms, t_stop_ms) (found by
     bisection on the time-sorted timestamps), optionally only node ids below
-    max_node_id[population]: memory bounded by the window, not the run."""
+    max_node_id[population]: memory bounded by the window, not the run.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A SONATA spike file sorted by time (spikes.h5).
+    t_start_ms, t_stop_ms : float
+        The window [t_start_ms, t_stop_ms), ms.
+    max_node_id : dict, optional
+        population -> keep only node ids (within the population) below this.
+
+    Returns
+    -------
+    dict
+        population -> (node ids as int64, timestamps in ms, group attributes), as
+        :func:`read_sonata`.
+    """
     out = {}
     with h5_open(path, "r") as f:
         for p, g in f["spikes"].items():

@@ -51,6 +51,8 @@ def raster(spikes: dict, t_start_ms: float, t_stop_ms: float, path: Path, *, n_s
 
 
 def distributions(stats: dict, path: Path) -> None:
+    """Save the per-population histograms of firing rates and of CV(ISI) to `path` (PNG);
+    `stats`: population -> statistics dict with _rates_hz, _duration_ms and _cv."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for pop in POPULATIONS:
         s = stats[pop]
@@ -76,6 +78,8 @@ def distributions(stats: dict, path: Path) -> None:
 
 
 def spectrum(stats: dict, path: Path) -> None:
+    """Save the Welch spectrum of each population's rate with its peak to `path` (PNG);
+    `stats`: population -> statistics dict with _spectrum."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for pop in POPULATIONS:
         sp = stats[pop]["_spectrum"]

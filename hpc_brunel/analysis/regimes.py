@@ -84,6 +84,7 @@ class RegimeLabel:
     best_guess: str
 
     def to_dict(self) -> dict:
+        """{"label", "reason", "best_guess"} as a plain dict."""
         return asdict(self)
 
 
@@ -114,6 +115,8 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
              min_data: dict = MIN_DATA) -> RegimeLabel:
     """Brunel's state from the network's statistics (never from parameters).
 
+    Applies the rule of the module docstring with the given thresholds.
+
     Parameters
     ----------
     net : dict
@@ -122,13 +125,21 @@ def classify(net: dict, window_ms: float, thresholds: dict = REGIME_THRESHOLDS,
         cv_isi_n_neurons, synchrony_rho, synchrony_rho_se, synchrony_rho_10ms, synchrony_rho_10ms_se
         (rho = chi_inf^2, see `stats.Synchrony`), psd_peak_hz.
     window_ms : float
-        Length of the analysis window.
+        Length of the analysis window, ms.
     thresholds, min_data : dict
         REGIME_THRESHOLDS and MIN_DATA (other values for calibration).
 
     Returns
     -------
     RegimeLabel
+        label: one of "SR", "SI-fast", "AI", "SI-slow", "silent" or "undetermined";
+        reason: one line naming the measure, its band and the threshold that decided;
+        best_guess: the label from the point estimates alone.
+
+    Raises
+    ------
+    KeyError
+        If `net` lacks one of the keys above (psd_peak_hz may be missing: "undetermined").
     """
     t = thresholds
     n = int(net["n_neurons"])

@@ -36,7 +36,26 @@ NeuronSelection = int | Sequence[int] | np.ndarray | Mapping[str, Sequence[int] 
 
 @dataclass
 class Spikes:
-    """The spikes of one population inside the loaded window, sorted by time."""
+    """The spikes of one population inside the loaded window, sorted by time.
+
+    Attributes
+    ----------
+    population : str
+        "excitatory" or "inhibitory".
+    node_ids : numpy.ndarray of int64
+        Neuron of each spike, id within the population from 0 (as in SONATA).
+    times_ms : numpy.ndarray of float64
+        Spike times, ms.
+    nest_first_node_id : int
+        NEST's global node id of the population's neuron 0.
+    n_neurons : int
+        Neurons recorded in the population.
+    neurons : numpy.ndarray of int64
+        The neurons asked for (ids within the population), sorted; `rates_hz` and
+        `trains` follow this order, silent neurons included.
+    t_start_ms, t_stop_ms : float
+        The loaded window [t_start_ms, t_stop_ms).
+    """
 
     population: str
     node_ids: np.ndarray  # int64, ids within the population, from 0 (SONATA)
@@ -49,19 +68,32 @@ class Spikes:
 
     @property
     def nest_ids(self) -> np.ndarray:
-        """NEST global node ids of the spikes."""
+        """NEST global node ids of the spikes (node_ids + nest_first_node_id), int64, one per spike."""
         return self.node_ids + self.nest_first_node_id
 
     def __len__(self) -> int:
         return len(self.times_ms)
 
     def rates_hz(self) -> np.ndarray:
-        """Firing rate of each selected neuron in the window (same order as .neurons)."""
+        """Firing rate of each selected neuron in the window (same order as .neurons).
+
+        Returns
+        -------
+        numpy.ndarray of float
+            Spikes in [t_start_ms, t_stop_ms) / window length, Hz; 0 for silent neurons.
+        """
         counts = np.bincount(np.searchsorted(self.neurons, self.node_ids), minlength=len(self.neurons))
         return counts[: len(self.neurons)] / ((self.t_stop_ms - self.t_start_ms) / 1000.0)
 
     def trains(self) -> list[np.ndarray]:
-        """Spike times [ms] per selected neuron (same order as .neurons), without per-spike loops."""
+        """Spike times [ms] per selected neuron (same order as .neurons), without per-spike loops.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One sorted array of spike times in ms per neuron of `neurons` (empty for a
+            silent neuron).
+        """
         order = np.lexsort((self.times_ms, self.node_ids))
         ids, t = self.node_ids[order], self.times_ms[order]
         bounds = np.searchsorted(ids, self.neurons, side="left"), np.searchsorted(ids, self.neurons, side="right")
@@ -70,6 +102,28 @@ class Spikes:
 
 @dataclass
 class Run:
+    """A run directory loaded by :func:`load_run`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The run directory.
+    config : hpc_brunel.config.RunConfig
+        The resolved configuration of the run.
+    provenance : dict
+        run.json: status, versions, decomposition, timers, ...
+    statistics : dict or None
+        analysis.json, None before `analyze`.
+    spikes : dict of str to Spikes
+        The loaded populations' spikes in the window.
+    t_start_ms, t_stop_ms : float
+        The loaded window [t_start_ms, t_stop_ms).
+    source : str
+        Where the spikes came from: "spikes.h5" or "rank files".
+    partial : bool
+        The run did not complete, or only part of it is on disk.
+    """
+
     path: Path
     config: RunConfig
     provenance: dict
@@ -83,11 +137,23 @@ class Run:
 
     @property
     def status(self) -> str:
+        """The run's status from run.json ("complete", "terminated", "failed", "running", ...; "unknown" if absent)."""
         return self.provenance.get("status", "unknown")
 
     def to_pandas(self):
-        """One row per spike, sorted by time: population (categorical), node_id
-        (within the population, from 0), nest_node_id, time_ms."""
+        """The loaded spikes as a pandas DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per spike, sorted by time: population (categorical), node_id
+            (within the population, from 0), nest_node_id, time_ms.
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed.
+        """
         import pandas as pd
 
         pops = list(self.spikes)
@@ -103,10 +169,27 @@ class Run:
         })
 
     def to_neo(self, population: str | Iterable[str] | None = None):
-        """A list of neo.SpikeTrain (ms), one per selected neuron, silent neurons
-        included, with t_start/t_stop = the loaded window and annotations
-        population, node_id, nest_node_id. Elephant's functions take the list
-        as it is."""
+        """The loaded spikes as neo spike trains, one per selected neuron.
+
+        Parameters
+        ----------
+        population : str or iterable of str, optional
+            The population(s) to convert; default: every loaded population.
+
+        Returns
+        -------
+        list of neo.SpikeTrain
+            Times in ms, silent neurons included, with t_start/t_stop = the loaded
+            window and annotations population, node_id, nest_node_id. Elephant's
+            functions take the list as it is.
+
+        Raises
+        ------
+        ImportError
+            If neo (and quantities) is not installed.
+        KeyError
+            If a population asked for was not loaded.
+        """
         import neo
         import quantities as pq
 
@@ -161,12 +244,39 @@ def _window(ids: np.ndarray, t: np.ndarray, sel: np.ndarray, n: int) -> tuple[np
 
 def load_run(path: str | Path, *, t_start_ms: float | None = None, t_stop_ms: float | None = None,
              populations: Iterable[str] | None = None, neurons: NeuronSelection = None) -> Run:
-    """Load a run directory: config, provenance, statistics and the spikes in
-    [t_start_ms, t_stop_ms) (as the analysis counts them; without t_stop_ms,
-    everything to the end of the recording, including spikes at its very last
-    time step, since NEST stamps spikes at the end of their step) of the given
-    populations (default both) and neurons (None: all; N: the first N of each
-    population; a list of ids within the population; or {population: ids})."""
+    """Load a run directory: config, provenance, statistics and the spikes in a window.
+
+    Spikes come from spikes.h5 when `analyze` wrote it, else from the rank files
+    (up to the last chunk every rank flushed, so a running run can be read too);
+    only the spikes inside the window are read from disk.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The run directory.
+    t_start_ms, t_stop_ms : float, optional
+        The window [t_start_ms, t_stop_ms), as the analysis counts it; default: the
+        whole recording. Without t_stop_ms, everything to the end of the recording,
+        including spikes at its very last time step (NEST stamps spikes at the end
+        of their step).
+    populations : iterable of str, optional
+        "excitatory" and/or "inhibitory" (default both).
+    neurons : int, sequence of int, numpy.ndarray or dict, optional
+        None: all recorded neurons; N: the first N of each population; a list of
+        ids within the population (from 0); or {population: ids}.
+
+    Returns
+    -------
+    Run
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` has no run.json, or it has no spikes.h5 and a rank file is missing.
+    ValueError
+        If a population is unknown, a neuron id is outside the population, or the
+        window holds nothing of the recording.
+    """
     path = Path(path)
     if not (path / RUN_JSON).exists():
         raise FileNotFoundError(f"{path} is not an hpc_brunel run directory (no {RUN_JSON})")

@@ -2,7 +2,7 @@
 (node ids 0..n-1 within a population, spike times in ms). No NEST, no MPI, no files.
 
 The regime labels built on these statistics (thresholds, the finite-size rule
-and "undetermined") are in hpc_brunel.regimes.
+and "undetermined") are in hpc_brunel.analysis.regimes.
 """
 from __future__ import annotations
 
@@ -13,13 +13,43 @@ from scipy import signal
 
 
 def firing_rates_hz(ids: np.ndarray, n_neurons: int, duration_ms: float) -> np.ndarray:
-    """Per-neuron firing rate [Hz] for all n_neurons (silent ones included)."""
+    """Per-neuron firing rate [Hz] for all n_neurons (silent ones included).
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int
+        Node id (0 .. n_neurons - 1) of each spike in the window.
+    n_neurons : int
+        Neurons of the population.
+    duration_ms : float
+        Length of the window, ms.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        Rate of neuron i at index i, Hz.
+    """
     counts = np.bincount(ids, minlength=n_neurons)[:n_neurons]
     return counts / (duration_ms / 1000.0)
 
 
 def isi_cv(ids: np.ndarray, times_ms: np.ndarray, min_spikes: int = 3) -> np.ndarray:
-    """CV of the inter-spike intervals of every neuron with >= min_spikes spikes."""
+    """CV of the inter-spike intervals of every neuron with >= min_spikes spikes.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int
+        Node id of each spike.
+    times_ms : numpy.ndarray of float
+        Spike times, ms (any order).
+    min_spikes : int
+        Neurons with fewer spikes are left out (at least 3 spikes are needed whatever its value).
+
+    Returns
+    -------
+    numpy.ndarray of float
+        std / mean of the ISIs, one per neuron that qualifies, in neuron order.
+    """
     if len(ids) == 0:
         return np.empty(0)
     order = np.lexsort((times_ms, ids))
@@ -40,6 +70,7 @@ def isi_cv(ids: np.ndarray, times_ms: np.ndarray, min_spikes: int = 3) -> np.nda
 
 
 def population_counts(times_ms: np.ndarray, t_start_ms: float, t_stop_ms: float, bin_ms: float) -> np.ndarray:
+    """Spikes of the population per bin of bin_ms from t_start_ms (round((t_stop - t_start) / bin_ms) bins)."""
     n_bins = int(round((t_stop_ms - t_start_ms) / bin_ms))
     edges = t_start_ms + bin_ms * np.arange(n_bins + 1)
     counts, _ = np.histogram(times_ms, bins=edges)
@@ -47,6 +78,7 @@ def population_counts(times_ms: np.ndarray, t_start_ms: float, t_stop_ms: float,
 
 
 def fano_factor(counts: np.ndarray) -> float:
+    """Variance / mean of the population counts per bin (NaN without spikes)."""
     m = counts.mean() if len(counts) else 0.0
     return float(counts.var() / m) if m > 0 else float("nan")
 
@@ -60,7 +92,26 @@ def synchrony_chi(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start
 
     chi is 1 for identical trains and ~1/sqrt(N) for independent ones; Brunel &
     Hakim (1999) use the same normalised variance of the population activity.
-    `synchrony` gives chi with its finite-size correction."""
+    `synchrony` gives chi with its finite-size correction.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int
+        Node id (0 .. n_neurons - 1) of each spike.
+    times_ms : numpy.ndarray of float
+        Spike times, ms.
+    n_neurons : int
+        Neurons of the population (silent ones count).
+    t_start_ms, t_stop_ms : float
+        The window [t_start_ms, t_stop_ms).
+    bin_ms : float
+        Bin width, ms.
+
+    Returns
+    -------
+    float
+        chi (NaN without spikes or with fewer than two bins).
+    """
     return synchrony(ids, times_ms, n_neurons, t_start_ms, t_stop_ms, bin_ms).chi
 
 
@@ -86,6 +137,7 @@ class Synchrony:
 
     @property
     def chi_inf(self) -> float:
+        """sqrt(max(rho, 0)): chi for all neurons of an infinite population (NaN if rho is)."""
         return float(np.sqrt(max(self.rho, 0.0))) if np.isfinite(self.rho) else float("nan")
 
 
@@ -130,7 +182,26 @@ def synchrony_from_counts(pop_counts: np.ndarray, mean_var_i: float, n_neurons: 
 def synchrony(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start_ms: float, t_stop_ms: float,
               bin_ms: float = 1.0) -> Synchrony:
     """Golomb's chi and its finite-size correction (`Synchrony`) from spikes
-    (node ids 0..n_neurons-1, times in ms) in [t_start_ms, t_stop_ms)."""
+    (node ids 0..n_neurons-1, times in ms) in [t_start_ms, t_stop_ms).
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int
+        Node id of each spike.
+    times_ms : numpy.ndarray of float
+        Spike times, ms; spikes outside the window are ignored.
+    n_neurons : int
+        Neurons of the population (silent ones count).
+    t_start_ms, t_stop_ms : float
+        The window [t_start_ms, t_stop_ms).
+    bin_ms : float
+        Bin width, ms (floor binning from t_start_ms).
+
+    Returns
+    -------
+    Synchrony
+        chi, rho, rho_se (NaN where they cannot be computed) and n_neurons.
+    """
     n_bins = int(round((t_stop_ms - t_start_ms) / bin_ms))
     if n_bins < 2 or len(ids) == 0:
         return synchrony_from_counts(np.zeros(0), 0.0, n_neurons)
@@ -149,6 +220,8 @@ def synchrony(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start_ms:
 
 @dataclass
 class Spectrum:
+    """Welch power spectrum of a population rate and its peak (see `rate_spectrum`)."""
+
     freq_hz: np.ndarray
     power: np.ndarray  # PSD of the population rate, (spikes/s)^2/Hz per neuron^2
     peak_hz: float
@@ -158,7 +231,29 @@ class Spectrum:
 def rate_spectrum(times_ms: np.ndarray, n_neurons: int, t_start_ms: float, t_stop_ms: float, bin_ms: float = 1.0,
                   segment_ms: float = 256.0, f_min_hz: float = 5.0) -> Spectrum:
     """Welch power spectrum of the population rate (mean removed), its peak above
-    f_min_hz, and the peak's power relative to the mean power over that band."""
+    f_min_hz, and the peak's power relative to the mean power over that band.
+
+    Parameters
+    ----------
+    times_ms : numpy.ndarray of float
+        Spike times of the population, ms.
+    n_neurons : int
+        Neurons of the population: the rate is spikes per neuron per second.
+    t_start_ms, t_stop_ms : float
+        The window [t_start_ms, t_stop_ms).
+    bin_ms : float
+        Bin width of the rate, ms (sampling rate 1000 / bin_ms Hz).
+    segment_ms : float
+        Length of Welch's segments, ms.
+    f_min_hz : float
+        The peak is searched at and above this frequency.
+
+    Returns
+    -------
+    Spectrum
+        freq_hz, power (Hz^2/Hz, of the rate per neuron), peak_hz and peak_ratio; empty arrays and NaN
+        peak for fewer than 16 bins, NaN peak when the band holds no power.
+    """
     counts = population_counts(times_ms, t_start_ms, t_stop_ms, bin_ms)
     return spectrum_from_counts(counts, n_neurons, bin_ms, segment_ms, f_min_hz)
 
@@ -167,7 +262,19 @@ def spectrum_from_counts(counts: np.ndarray, n_neurons: int, bin_ms: float = 1.0
                          f_min_hz: float = 5.0) -> Spectrum:
     """Welch spectrum of the population rate from its counts per bin (what
     `rate_spectrum` computes after binning the spike times; the streaming
-    statistics keep the counts)."""
+    statistics keep the counts).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        Spikes of the population per bin, in time order.
+    n_neurons, bin_ms, segment_ms, f_min_hz
+        As in `rate_spectrum`.
+
+    Returns
+    -------
+    Spectrum
+    """
     rate_hz = counts / n_neurons / (bin_ms / 1000.0)
     fs = 1000.0 / bin_ms
     nper = int(min(len(rate_hz), max(16, round(segment_ms / bin_ms))))
@@ -183,7 +290,31 @@ def spectrum_from_counts(counts: np.ndarray, n_neurons: int, bin_ms: float = 1.0
 
 def population_stats(ids: np.ndarray, times_ms: np.ndarray, n_neurons: int, t_start_ms: float,
                      t_stop_ms: float) -> dict:
-    """All statistics of one population in the window [t_start, t_stop)."""
+    """All statistics of one population in the window [t_start, t_stop).
+
+    The in-memory reference for what `analyze` computes (streaming:
+    :mod:`hpc_brunel.analysis.stream_stats`, which gives the same numbers).
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int
+        Node id (0 .. n_neurons - 1) of each spike.
+    times_ms : numpy.ndarray of float
+        Spike times, ms; spikes outside the window are dropped.
+    n_neurons : int
+        Neurons of the population (silent ones count).
+    t_start_ms, t_stop_ms : float
+        The window [t_start_ms, t_stop_ms).
+
+    Returns
+    -------
+    dict
+        n_neurons, n_spikes, rate_mean_hz, rate_sd_hz, rate_median_hz, silent_fraction,
+        cv_isi_mean, cv_isi_median, cv_isi_n_neurons (neurons with >= 3 spikes),
+        fano_1ms, fano_5ms, the synchrony entries of `synchrony_fields` (1 ms and 10 ms
+        bins), psd_peak_hz, psd_peak_ratio; and, for the figures, _rates_hz,
+        _duration_ms, _cv, _spectrum. NaN where a measure cannot be computed.
+    """
     w = (times_ms >= t_start_ms) & (times_ms < t_stop_ms)
     ids, times_ms = ids[w], times_ms[w]
     duration = t_stop_ms - t_start_ms
@@ -220,6 +351,17 @@ SYNCHRONY_KEYS = ("synchrony_chi", "synchrony_chi_inf", "synchrony_rho", "synchr
 
 
 def synchrony_fields(s1: Synchrony, s10: Synchrony) -> dict:
-    """The synchrony entries of a population's statistics (1 ms and 10 ms bins)."""
+    """The synchrony entries of a population's statistics (1 ms and 10 ms bins).
+
+    Parameters
+    ----------
+    s1, s10 : Synchrony
+        Synchrony on 1 ms and on 10 ms bins.
+
+    Returns
+    -------
+    dict
+        SYNCHRONY_KEYS -> chi, chi_inf, rho, rho_se of each.
+    """
     vals = (s1.chi, s1.chi_inf, s1.rho, s1.rho_se, s10.chi, s10.chi_inf, s10.rho, s10.rho_se)
     return dict(zip(SYNCHRONY_KEYS, vals))

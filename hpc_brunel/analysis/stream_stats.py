@@ -2,7 +2,7 @@
 memory bounded by the number of neurons plus one chunk, whatever the run length.
 
 Pure numpy: no NEST, no MPI, no files. The reference implementations (they hold
-all spikes at once and sort them) are the functions of `hpc_brunel.stats`; the
+all spikes at once and sort them) are the functions of `hpc_brunel.analysis.stats`; the
 tests check that both give the same numbers on the same spikes.
 
 What is carried across chunk borders (the accumulator's state):
@@ -136,13 +136,17 @@ class PopulationStats:
 
     @property
     def synchrony_chi(self) -> float:
+        """Golomb's chi on 1 ms bins (without the finite-size correction)."""
         return self.synchrony_1ms.chi
 
     @property
     def synchrony_chi_10ms(self) -> float:
+        """Golomb's chi on 10 ms bins (without the finite-size correction)."""
         return self.synchrony_10ms.chi
 
     def to_dict(self) -> dict:
+        """The statistics as `stats.population_stats` returns them (the keys analysis.json holds,
+        plus _rates_hz, _duration_ms, _cv and _spectrum for the figures)."""
         d = {k: getattr(self, k) for k in (
             "n_neurons", "n_spikes", "rate_mean_hz", "rate_sd_hz", "rate_median_hz", "silent_fraction",
             "cv_isi_mean", "cv_isi_median", "cv_isi_n_neurons", "fano_1ms", "fano_5ms")}
@@ -204,6 +208,11 @@ class StreamingPopulationStats:
     chunk starting at or after the end of the previous one), then call `result`.
     The state does not grow with the number of chunks or spikes: per-neuron
     arrays plus the population histograms of the window (`state_nbytes`).
+
+    Raises
+    ------
+    ValueError
+        If n_neurons < 1 or the window is empty.
     """
 
     def __init__(self, n_neurons: int, t_start_ms: float, t_stop_ms: float):
@@ -249,6 +258,15 @@ class StreamingPopulationStats:
             Node ids within the population (0 .. n_neurons - 1).
         times_ms : numpy.ndarray of float
             Spike times [ms], non-decreasing, not before the previous chunk's last spike.
+
+        Raises
+        ------
+        ValueError
+            If ids and times differ in length, the spikes are not sorted by time
+            (within the chunk or against the previous one), or an id lies outside
+            0 .. n_neurons - 1.
+        RuntimeError
+            If called after `result`.
         """
         if self._finished:
             raise RuntimeError("add_chunk after result()")
@@ -387,7 +405,13 @@ class StreamingPopulationStats:
         return cv_from_isi_moments(self.n_isi, self.sum_isi_ms, self.sum_isi2_ms2)
 
     def result(self) -> PopulationStats:
-        """The statistics of everything added (closes the accumulator)."""
+        """The statistics of everything added (closes the accumulator).
+
+        Returns
+        -------
+        PopulationStats
+            The numbers `stats.population_stats` gives on the same spikes.
+        """
         self._close()
         return _finish(self.n_neurons, self.n_spikes, self.duration_ms, self.rates_hz(), self.cv(),
                        self.hist[1.0], self.hist[5.0],
@@ -397,7 +421,23 @@ class StreamingPopulationStats:
 def combine_populations(parts: list[StreamingPopulationStats]) -> PopulationStats:
     """The statistics of the union of populations (the network: E then I, ids
     of the second following those of the first), from their accumulators alone:
-    per-neuron arrays are concatenated, population histograms added."""
+    per-neuron arrays are concatenated, population histograms added.
+
+    Parameters
+    ----------
+    parts : list of StreamingPopulationStats
+        The populations' accumulators, fed with all their spikes (they are closed).
+
+    Returns
+    -------
+    PopulationStats
+        What `stats.population_stats` gives for all neurons of `parts` together.
+
+    Raises
+    ------
+    ValueError
+        If `parts` is empty or the accumulators have different windows.
+    """
     if not parts:
         raise ValueError("no populations")
     w = {(p.t_start_ms, p.t_stop_ms) for p in parts}

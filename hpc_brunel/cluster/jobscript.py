@@ -42,6 +42,11 @@ def default_workdir() -> str:
 
 @dataclass
 class Cluster:
+    """The SLURM allocation and environment of the rendered jobs: #SBATCH values
+    (partition, account, time limit, nodes, ranks per node, threads per rank,
+    --exclusive, extra lines), the modules and venv to load, srun's --mpi plugin,
+    the directory the jobs run from and comment lines for the script's head."""
+
     partition: str = ""
     account: str = ""
     time_limit: str = "00:30:00"
@@ -57,6 +62,8 @@ class Cluster:
     note: str = ""  # comment lines under the shebang
 
     def validate(self) -> "Cluster":
+        """Return self, or raise ConfigError (one line) for a time limit SLURM does not
+        accept or a count below 1."""
         if not re.fullmatch(r"(\d+-)?\d{1,2}(:\d{2}){0,2}", self.time_limit):
             raise ConfigError(f"--time {self.time_limit!r}: allowed SLURM time formats, e.g. 00:30:00 or 1-00:00:00")
         for name in ("nodes", "ntasks_per_node", "cpus_per_task"):
@@ -70,6 +77,7 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 def template_text(name: str) -> str:
+    """The text of the package's template templates/<name>.sbatch.in."""
     from importlib import resources
 
     return resources.files("hpc_brunel.cluster").joinpath(TEMPLATE_DIR, f"{name}.sbatch.in").read_text()
@@ -137,6 +145,7 @@ def render_run(c: Cluster, run_dir, run_args: list[str], job_name: str = "brunel
 
 
 def render_analyze(c: Cluster, run_dir, job_name: str = "brunel-analyze", log_dir=None, extra: str = "") -> str:
+    """The analysis job of a run (one task, one core, 20 min); `extra`: more `analyze` options."""
     log_dir = Path(run_dir).parent if log_dir is None else log_dir
     return render_template("analyze", header=_header(c, job_name, log_dir, nodes=1, ntasks_per_node=1,
                                                      cpus_per_task=1, time_limit="00:20:00", exclusive=False),
@@ -144,6 +153,7 @@ def render_analyze(c: Cluster, run_dir, job_name: str = "brunel-analyze", log_di
 
 
 def render_series_plot(c: Cluster, series_dir, log_dir=None) -> str:
+    """The job that collects a scaling series' finished points and draws its plots."""
     log_dir = series_dir if log_dir is None else log_dir
     return render_template("scale-plot", header=_header(c, "brunel-scale-plot", log_dir, nodes=1,
                                                         ntasks_per_node=1, cpus_per_task=1, time_limit="00:20:00",
@@ -153,6 +163,8 @@ def render_series_plot(c: Cluster, series_dir, log_dir=None) -> str:
 
 def render_sweep_array(c: Cluster, jobs_dir, n_points: int, ranks: int, threads: int, transient_ms: float,
                        log_dir=None) -> str:
+    """The sweep's job array: task i runs point i (its options in jobs_dir/point-<i>.args)
+    on `ranks` x `threads`, n_points tasks."""
     log_dir = jobs_dir if log_dir is None else log_dir
     pc = Cluster(**{**c.__dict__, "ntasks_per_node": ranks, "cpus_per_task": threads, "nodes": 1,
                     "exclusive": False})
@@ -164,6 +176,7 @@ def render_sweep_array(c: Cluster, jobs_dir, n_points: int, ranks: int, threads:
 
 
 def render_sweep_collect(c: Cluster, jobs_dir, sweep_dir, log_dir=None) -> str:
+    """The job that writes a sweep's table and phase diagram from the points that finished."""
     log_dir = jobs_dir if log_dir is None else log_dir
     return render_template("sweep-collect", header=_header(c, "brunel-sweep-collect", log_dir, nodes=1,
                                                            ntasks_per_node=1, cpus_per_task=1, time_limit="00:20:00",
@@ -234,10 +247,13 @@ def render_examples() -> dict[str, str]:
 
 
 def write_examples(directory: Path) -> list[Path]:
+    """Write the scripts of `render_examples` into `directory`; returns their paths."""
     return [write(Path(directory) / name, text) for name, text in render_examples().items()]
 
 
 def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "afterok") -> str:
+    """Submit `script` with sbatch (after the `dependency` jobs, --dependency=<kind>:...);
+    returns the job id, raises RuntimeError with sbatch's message if it fails."""
     cmd = ["sbatch", "--parsable"]
     if dependency:
         cmd.append(f"--dependency={kind}:" + ":".join(dependency))
@@ -249,6 +265,7 @@ def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "after
 
 
 def write(path: Path, text: str) -> Path:
+    """Write an executable script (mode 755), creating its directory; returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(0o755)

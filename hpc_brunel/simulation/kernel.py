@@ -202,6 +202,7 @@ _PER_SIMULATE = ("simulate", "update", "spike_data", "secondary_data", "mpi_sync
 
 
 def is_per_simulate_timer(name: str) -> bool:
+    """Whether NEST resets the kernel timer `name` at every Simulate() call (then calls are summed)."""
     return any(part in name for part in _PER_SIMULATE)
 
 

@@ -33,6 +33,8 @@ class Network:
 
 
 def neuron_params(cfg: RunConfig) -> dict:
+    """NEST parameters of the neuron model (cfg.neuron.model) from cfg.neuron (C_m, tau_m, t_ref, E_L,
+    V_reset, V_m, V_th; pF, ms, mV)."""
     nu = cfg.neuron
     return {
         "C_m": nu.c_m_pf,

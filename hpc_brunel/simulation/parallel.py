@@ -124,6 +124,7 @@ def launcher_kill_window_s(env=os.environ) -> tuple[float, str] | None:
 
 
 def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; os.cpu_count() off Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -153,6 +154,8 @@ class Parallel:
 
     @classmethod
     def from_environment(cls) -> "Parallel":
+        """This process's rank and size in MPI.COMM_WORLD; rank 0 of 1 without
+        mpi4py (RuntimeError if the launcher started several ranks then)."""
         n_launched, _ = launcher_size()
         try:
             from mpi4py import MPI
@@ -165,22 +168,28 @@ class Parallel:
 
     @property
     def is_root(self) -> bool:
+        """Whether this is rank 0."""
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Collective: wait until every rank has arrived (nothing without MPI)."""
         if self.comm is not None:
             self.comm.Barrier()
 
     def bcast(self, obj, root: int = 0):
+        """Collective: rank `root`'s obj on every rank."""
         return obj if self.comm is None else self.comm.bcast(obj, root=root)
 
     def gather_to_root(self, obj, root: int = 0):
+        """Collective: the list of every rank's obj (in rank order) on rank `root`, None elsewhere."""
         return [obj] if self.comm is None else self.comm.gather(obj, root=root)
 
     def allgather(self, obj):
+        """Collective: the list of every rank's obj (in rank order) on every rank."""
         return [obj] if self.comm is None else self.comm.allgather(obj)
 
     def sum(self, value):
+        """Collective: the sum of every rank's value, on every rank."""
         if self.comm is None:
             return value
         from mpi4py import MPI
@@ -188,6 +197,7 @@ class Parallel:
         return self.comm.allreduce(value, op=MPI.SUM)
 
     def max(self, value):
+        """Collective: the largest of every rank's value, on every rank."""
         if self.comm is None:
             return value
         from mpi4py import MPI

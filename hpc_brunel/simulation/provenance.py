@@ -12,6 +12,7 @@ SLURM_VARS = ("SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_JOB
 
 
 def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; platform's processor or machine elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -23,6 +24,7 @@ def cpu_model() -> str:
 
 
 def machine() -> dict:
+    """hostname, cpu_model, cpus_online and platform of this machine."""
     return {
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
@@ -32,6 +34,8 @@ def machine() -> dict:
 
 
 def versions(nest=None) -> dict:
+    """Versions of hpc_brunel, Python, numpy, h5py and HDF5, and where available mpi4py and the MPI
+    library, NEST (when `nest` is given) and the options NEST was built with."""
     import h5py
     import numpy
 
@@ -63,9 +67,11 @@ def versions(nest=None) -> dict:
 
 
 def nest_build_info(nest) -> dict:
+    """NEST's build_info (compiler, MPI, OpenMP, ...) with every value JSON-safe."""
     info = dict(nest.build_info)
     return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in info.items()}
 
 
 def slurm_context(env=os.environ) -> dict:
+    """The SLURM_VARS set in `env` (job id, nodes, tasks, ...), {} outside SLURM."""
     return {k: env[k] for k in SLURM_VARS if k in env}

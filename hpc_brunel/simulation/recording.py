@@ -45,10 +45,20 @@ def h5_open(path: Path, mode: str, **kw) -> h5py.File:
 
 
 def rank_file_name(rank: int) -> str:
+    """The file name of a rank's spike file, e.g. rank_00003.h5."""
     return f"rank_{rank:05d}.h5"
 
 
 class RankSpikeWriter:
+    """Writes one rank's spikes to its own HDF5 file, chunk by chunk (SWMR: readable
+    while the run goes on).
+
+    Per population, node ids and times (ms) are appended sorted by time, then id;
+    after each chunk, its end time and the cumulative spike counts per population
+    are appended to chunks/t_end_ms and chunks/offsets, so a reader trusts exactly
+    the spikes up to the last complete chunk.
+    """
+
     def __init__(self, path: Path, *, populations, rank: int, num_ranks: int, threads_per_rank: int,
                  run_id: str, t_start_ms: float):
         self.path = Path(path)
@@ -70,6 +80,7 @@ class RankSpikeWriter:
 
     @property
     def spike_counts(self) -> dict[str, int]:
+        """population -> spikes written so far by this rank."""
         return dict(zip(self.populations, (int(c) for c in self._counts)))
 
     def append_chunk(self, t_end_ms: float, spikes: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -77,6 +77,8 @@ class StopRequest:
             self.signum = signum
 
     def wants_stop(self, est_remaining_s: float) -> bool:
+        """Whether to stop at this chunk boundary: a signal came and the estimated
+        remaining wall time (s) will not fit in what is left of the grace period."""
         if self.signal_time is None:
             return False
         left = self.grace_s - (time.monotonic() - self.signal_time)
@@ -323,6 +325,8 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
 
 
 def print_summary(record: dict, run_dir: Path) -> None:
+    """Print the end-of-run summary from run.json's `record`: status, decomposition,
+    model time, synapses, spikes, mean rates (whole recording) and wall times."""
     d = record["decomposition"]
     timers = record["nest_timers_max_s"]
     ph = record["ranks"][0]["python_phases_s"]

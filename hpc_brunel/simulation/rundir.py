@@ -44,10 +44,12 @@ OWN_FILES = (RUN_JSON, CONFIG_TOML, SPIKES_FILE, ANALYSIS_JSON, REPORT_MD, *FIGU
 
 
 def now_iso() -> str:
+    """The current local time in ISO 8601 with its UTC offset, to the second."""
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def default_run_dir(base: str | Path = "runs") -> Path:
+    """A new run directory path under `base`: brunel-YYYYmmdd-HHMMSS, with -2, -3, ... if it exists."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(base) / f"brunel-{stamp}"
     k = 1
@@ -58,6 +60,7 @@ def default_run_dir(base: str | Path = "runs") -> Path:
 
 
 def read_run_json(run_dir: Path) -> dict:
+    """The run record (run.json) of a run directory; FileNotFoundError without one."""
     with open(Path(run_dir) / RUN_JSON) as f:
         return json.load(f)
 
@@ -75,10 +78,12 @@ def write_json_atomic(path: Path, record: dict) -> None:
 
 
 def write_run_json(run_dir: Path, record: dict) -> None:
+    """Write the run record to run.json atomically (see `write_json_atomic`)."""
     write_json_atomic(Path(run_dir) / RUN_JSON, record)
 
 
 def update_run_json(run_dir: Path, **changes) -> dict:
+    """Set some fields of run.json (read, update, atomic write); returns the new record."""
     record = read_run_json(run_dir)
     record.update(changes)
     write_run_json(run_dir, record)
@@ -146,6 +151,8 @@ class RunLock:
         )
 
     def acquire(self) -> None:
+        """Take the lock, or raise RunDirError (one line) when another run holds it or
+        run.lock cannot be opened; without POSIX locks, fall back to host and pid."""
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -198,6 +205,7 @@ class RunLock:
                     "the host and pid in %s instead", self.path.parent, name, self.path.name)
 
     def release(self) -> None:
+        """Remove run.lock and drop the lock (nothing if not held)."""
         if self._fd is not None:
             # Unlink while still holding the lock, then close: nobody can take
             # the lock on the old file in between and think they hold the run.
@@ -237,6 +245,7 @@ FAILURE_PREFIX = "failure_rank_"
 
 
 def failure_file_name(rank: int) -> str:
+    """The file name of a rank's failure record, e.g. failure_rank_00003.json."""
     return f"{FAILURE_PREFIX}{rank:05d}.json"
 
 

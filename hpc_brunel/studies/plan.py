@@ -32,6 +32,24 @@ CALIBRATION = ((12500, 2, 1), (50000, 2, 1), (12500, 1, 1))
 
 @dataclass(frozen=True)
 class Point:
+    """One measured run of the table: size, decomposition, rate and what it cost.
+
+    Attributes
+    ----------
+    neurons : int
+        Neurons in the network.
+    ranks, threads : int
+        MPI ranks and threads per rank.
+    synapses : int
+        Synapses in the network.
+    rate_hz : float
+        Mean firing rate, Hz.
+    peak_rss_per_rank_mib : float
+        Peak resident memory of one rank, MiB.
+    simulate_s_per_model_s : float
+        NEST's simulate time per second of model time, s (the real-time factor).
+    """
+
     neurons: int
     ranks: int
     threads: int
@@ -42,11 +60,28 @@ class Point:
 
     @property
     def vps(self) -> int:
+        """Virtual processes: ranks x threads."""
         return self.ranks * self.threads
 
 
 @dataclass(frozen=True)
 class Model:
+    """The fitted memory and time models (module docstring).
+
+    Attributes
+    ----------
+    m0_mib : float
+        Memory of a rank without a network (Python, NEST, libraries), MiB.
+    mib_per_synapse_on_rank : float
+        MiB per synapse stored on the rank (a).
+    mib_per_neuron_in_network : float
+        MiB per neuron of the whole network, held on every rank (b).
+    c_s, p : float
+        Simulate time per model second = c_s * (spike deliveries per VP per model second) ** p.
+    indegree : int
+        C_E + C_I assumed when none is given (1250: Brunel's model A).
+    """
+
     m0_mib: float
     mib_per_synapse_on_rank: float
     mib_per_neuron_in_network: float
@@ -55,16 +90,35 @@ class Model:
     indegree: int = 1250  # C_E + C_I of the calibration runs
 
     def peak_rss_per_rank_mib(self, neurons: int, ranks: int, synapses: int | None = None) -> float:
+        """Predicted peak memory of one rank, MiB, for `neurons` on `ranks` ranks
+        (synapses: default neurons x (indegree + 2), the recording devices' included)."""
         syn = synapses if synapses is not None else neurons * (self.indegree + 2)
         return self.m0_mib + self.mib_per_synapse_on_rank * syn / ranks + self.mib_per_neuron_in_network * neurons
 
     def simulate_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None) -> float:
+        """Predicted simulate time per model second, s, for `neurons` firing at rate_hz on `vps` VPs."""
         deliveries = neurons * rate_hz * (indegree or self.indegree)
         return self.c_s * (deliveries / vps) ** self.p
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """What :func:`predict` returns: the run asked about and its predicted cost.
+
+    Attributes
+    ----------
+    neurons, ranks, threads : int
+        The network size and decomposition asked about.
+    synapses : int
+        Synapses counted by the model (network, Poisson input and recorder connections).
+    rate_hz : float
+        The firing rate assumed, Hz.
+    peak_rss_per_rank_mib, peak_rss_total_mib : float
+        Predicted peak memory of one rank and of all ranks together, MiB.
+    simulate_s_per_model_s : float
+        Predicted simulate time per second of model time, s.
+    """
+
     neurons: int
     ranks: int
     threads: int
@@ -76,7 +130,26 @@ class Prediction:
 
 
 def read_table(path: Path) -> list[Point]:
-    """Rows of a network_size.csv (scaling/bench_network_size.py)."""
+    """Rows of a network_size.csv (scaling/bench_network_size.py).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A CSV with the columns neurons, ranks, threads_per_rank, synapses, rate_hz,
+        peak_rss_per_rank_mib, time_simulate_s and t_sim_ms.
+
+    Returns
+    -------
+    list of Point
+        One per row, in file order.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    KeyError, ValueError
+        If a column is missing or a value is not a number.
+    """
     out = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
@@ -88,7 +161,22 @@ def read_table(path: Path) -> list[Point]:
 
 def fit(points: list[Point], indegree: int = 1250) -> Model:
     """Least-squares fit of both models to `points` (at least three, with two
-    different rank counts for the memory model)."""
+    different rank counts for the memory model).
+
+    Parameters
+    ----------
+    points : list of Point
+        Measured runs.
+    indegree : int
+        C_E + C_I of those runs (the spike deliveries per model second are
+        neurons x rate x indegree).
+
+    Returns
+    -------
+    Model
+        Memory: linear least squares in (1, synapses per rank, neurons); time: a
+        straight line in log(time) against log(deliveries per VP).
+    """
     a = np.array([[1.0, p.synapses / p.ranks, p.neurons] for p in points])
     y = np.array([p.peak_rss_per_rank_mib for p in points])
     (m0, k_syn, k_neuron), *_ = np.linalg.lstsq(a, y, rcond=None)
@@ -99,6 +187,7 @@ def fit(points: list[Point], indegree: int = 1250) -> Model:
 
 
 def split(points: list[Point], calibration=CALIBRATION) -> tuple[list[Point], list[Point]]:
+    """(points whose (neurons, ranks, threads) is in `calibration`, the others) - fit and validation rows."""
     cal = [p for p in points if (p.neurons, p.ranks, p.threads) in calibration]
     return cal, [p for p in points if p not in cal]
 
@@ -116,7 +205,27 @@ def validation_errors(model: Model, points: list[Point]) -> list[tuple[Point, fl
 def predict(model: Model, *, neurons: int, ranks: int, threads: int, rate_hz: float,
             indegree: int = 1250, recorded: int | None = None) -> Prediction:
     """Peak memory per rank and simulate time per model second of a Brunel network
-    of `neurons` (in-degree C_E + C_I = `indegree`) on ranks x threads."""
+    of `neurons` (in-degree C_E + C_I = `indegree`) on ranks x threads.
+
+    Parameters
+    ----------
+    model : Model
+        From :func:`load_model` or :func:`fit`.
+    neurons : int
+        Neurons in the network.
+    ranks, threads : int
+        MPI ranks and threads per rank.
+    rate_hz : float
+        Mean firing rate, Hz (e.g. the mean field's stationary rate).
+    indegree : int
+        C_E + C_I.
+    recorded : int, optional
+        Neurons recorded (each a connection to the spike recorder); default: all.
+
+    Returns
+    -------
+    Prediction
+    """
     synapses = neurons * indegree + neurons + (neurons if recorded is None else recorded)
     mem = model.peak_rss_per_rank_mib(neurons, ranks, synapses)
     return Prediction(neurons, ranks, threads, synapses, rate_hz, mem, mem * ranks,
@@ -140,7 +249,27 @@ def slurm_mem_mib(extra_sbatch: list[str], cpus_per_node: int) -> float | None:
 
 
 def load_model(table: Path | None = None) -> tuple[Model, list[tuple[Point, float, float]]]:
-    """The model fitted to the calibration rows of `table`, and its errors on the others."""
+    """The model fitted to the calibration rows of `table`, and its errors on the others.
+
+    Parameters
+    ----------
+    table : pathlib.Path, optional
+        A network_size.csv; default: the table shipped with the package
+        (hpc_brunel/data/network_size.csv). A table with fewer than three of the
+        CALIBRATION rows (another machine's) is fitted on all its rows, with no
+        validation.
+
+    Returns
+    -------
+    (Model, list of (Point, float, float))
+        The model and, per validation row, the relative error of the memory and of
+        the time prediction (prediction / measured - 1).
+
+    Raises
+    ------
+    OSError, KeyError, ValueError
+        If the table cannot be read (see :func:`read_table`).
+    """
     points = read_table(table or DEFAULT_TABLE)
     cal, val = split(points)
     if len(cal) < 3:  # another machine's table: fit on all of it
@@ -152,7 +281,25 @@ def load_model(table: Path | None = None) -> tuple[Model, list[tuple[Point, floa
 def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task: int,
                         extra_sbatch: list[str], table: Path | None = None) -> list[str]:
     """What `jobscript` says about a run config on an allocation: the predicted
-    peak memory per node, and a warning when the asked --mem cannot hold it."""
+    peak memory per node, and a warning when the asked --mem cannot hold it.
+
+    Parameters
+    ----------
+    cfg : hpc_brunel.config.RunConfig
+        The run; its rate is the mean field's stationary rate (50 Hz if that is NaN).
+    nodes, ntasks_per_node, cpus_per_task : int
+        The SLURM allocation: ranks = nodes x ntasks_per_node, threads = cpus_per_task.
+    extra_sbatch : list of str
+        Raw sbatch options; --mem=... or --mem-per-cpu=... is checked.
+    table : pathlib.Path, optional
+        The measured table to fit (default: the shipped one).
+
+    Returns
+    -------
+    list of str
+        The prediction line, and a warning line (with the number of nodes that
+        would suffice, if any) when the requested memory per node is too small.
+    """
     from hpc_brunel.theory.meanfield import stationary_rate_for_config
 
     model, _ = load_model(table)

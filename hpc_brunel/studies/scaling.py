@@ -80,6 +80,9 @@ def bennch_columns(row: dict) -> dict:
 
 @dataclass
 class SeriesPoint:
+    """One run of a scaling series: its name (e.g. 2x4-rep0), decomposition (ranks x
+    threads), repetition, seed and population sizes."""
+
     name: str
     ranks: int
     threads: int
@@ -90,9 +93,11 @@ class SeriesPoint:
 
     @property
     def vps(self) -> int:
+        """Virtual processes: ranks x threads."""
         return self.ranks * self.threads
 
     def run_args(self, series: "Series", run_dir: Path) -> list[str]:
+        """The `hpc_brunel run` arguments of this point into run_dir (without analysis)."""
         return ["run", "--no-analyze", "--run-dir", str(run_dir), *self.options(series)]
 
     def options(self, series: "Series") -> list[str]:
@@ -108,6 +113,9 @@ class SeriesPoint:
 
 @dataclass
 class Series:
+    """A scaling series: its kind ("strong" or "weak"), points, model times (ms), extra
+    `run` options and creation time; stored as series.json in the series directory."""
+
     kind: str  # strong | weak
     points: list[SeriesPoint]
     t_sim_ms: float
@@ -116,11 +124,13 @@ class Series:
     created: str = ""
 
     def save(self, directory: Path) -> None:
+        """Write the series to <directory>/series.json (creating the directory)."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / SERIES_JSON).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "Series":
+        """The series stored in <directory>/series.json."""
         d = json.loads((Path(directory) / SERIES_JSON).read_text())
         d["points"] = [SeriesPoint(**p) for p in d["points"]]
         return cls(**d)

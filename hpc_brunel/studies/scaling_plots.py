@@ -51,6 +51,9 @@ def _reps(agg) -> str:
 
 
 def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
+    """Draw the scaling plot (scaling_<kind>.png) of a results table (results.jsonl or
+    the directory holding it) into out_dir (default: the table's directory); returns
+    the paths written."""
     header, rows = read_table(table)
     kind = header.get("series") or rows[0]["series"]
     agg = aggregate(rows, kind)
@@ -136,6 +139,8 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
 
 
 def format_table(agg: list[dict]) -> str:
+    """A Markdown table of `aggregate`'s rows: decomposition, phase times (s), real-time
+    factor, speedup, efficiency, peak memory per rank (MiB) and rate (Hz)."""
     cols = [("decomp", lambda a: f"{a['ranks']}x{a['threads_per_rank']}" + ("*" if a["oversubscribed"] else "")),
             ("VPs", lambda a: f"{a['vps']}"), ("neurons", lambda a: f"{a['neurons']}"),
             ("create", lambda a: f"{a['time_construction_create_max']:.2f}"),

@@ -29,16 +29,23 @@ PHASE_DIAGRAM_PNG = "phase_diagram.png"
 
 @dataclass
 class SweepPoint:
+    """One cell of the grid: relative inhibition g and external drive eta."""
+
     g: float
     eta: float
 
     @property
     def name(self) -> str:
+        """The point's run directory name, e.g. g5_eta2."""
         return f"g{self.g:g}_eta{self.eta:g}"
 
 
 @dataclass
 class Sweep:
+    """A g x eta sweep: its points and the settings every point runs with (model time
+    in ms, seed, ranks x threads, population scale, initial V_m, extra `run` options);
+    stored as sweep.json in the sweep directory."""
+
     points: list[SweepPoint]
     t_sim_ms: float = 300.0
     seed: int = 12345
@@ -51,11 +58,13 @@ class Sweep:
     format_version: int = 2
 
     def save(self, d: Path) -> None:
+        """Write the sweep to <d>/sweep.json (creating the directory)."""
         d.mkdir(parents=True, exist_ok=True)
         (d / SWEEP_JSON).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, d: Path) -> "Sweep":
+        """The sweep stored in <d>/sweep.json (older files get their defaults of the time)."""
         data = json.loads((Path(d) / SWEEP_JSON).read_text())
         data["points"] = [SweepPoint(**p) for p in data["points"]]
         data.setdefault("v_init", "fixed")  # sweeps written before the option started at V_m = 0
@@ -76,6 +85,7 @@ class Sweep:
                               f"{old.t_sim_ms}, {old.seed}, {old.scale}, {old.v_init}); choose another --out")
 
     def run_args(self, p: SweepPoint, run_dir: Path) -> list[str]:
+        """The `hpc_brunel run` arguments of point p into run_dir (without analysis)."""
         args = ["run", "--run-dir", str(run_dir), "--overwrite", "--no-analyze", "--g", f"{p.g:g}",
                 "--eta", f"{p.eta:g}", "--t-sim-ms", f"{self.t_sim_ms:g}", "--seed", str(self.seed),
                 "--threads", str(self.threads), "--set", f"neuron.v_init_distribution={self.v_init}"]
@@ -131,6 +141,7 @@ def grid(g_range: tuple[float, float, float], eta_range: tuple[float, float, flo
 
 
 def parse_range(text: str, name: str) -> tuple[float, float, float]:
+    """(min, max, step) from "MIN:MAX:STEP"; ConfigError naming --<name> otherwise."""
     try:
         lo, hi, step = (float(x) for x in text.split(":"))
     except ValueError:

@@ -81,13 +81,16 @@ class Agreement:
 
     @property
     def cells(self) -> int:
+        """Grid cells compared, all theory labels together."""
         return sum(v["cells"] for v in self.per_label.values())
 
     @property
     def agree(self) -> int:
+        """Cells whose simulated label is the theory's (theory's "Q" is the simulation's "silent")."""
         return sum(v["agree"] for v in self.per_label.values())
 
     def table(self) -> str:
+        """The Markdown table of agreement.md: one row per theory label and a total."""
         lines = ["| theory says | cells | simulation agrees | undetermined | simulation says instead |",
                  "|---|---|---|---|---|"]
         for lab, v in self.per_label.items():

@@ -9,7 +9,7 @@ nu_ext is the external rate per excitatory synapse (eta * nu_thr), with
 nu_thr = (V_th - E_L) / (J C_E tau). All voltages here are relative to rest
 (theta_mv = V_th - E_L, v_reset_mv = V_reset - E_L). Pure functions: numbers
 in, numbers out. The linear stability of these stationary states (and the
-phase diagram) is in hpc_brunel.stability.
+phase diagram) is in hpc_brunel.theory.stability.
 """
 from __future__ import annotations
 
@@ -89,7 +89,25 @@ def _integrand(u: float) -> float:
 
 def siegert_rate_hz(mu_mv: float, sigma_mv: float, *, tau_m_ms: float, t_ref_ms: float, v_th_mv: float,
                     v_reset_mv: float) -> float:
-    """Output rate [Hz] of a LIF neuron under white-noise input with mean mu, sd sigma (voltages rel. to rest)."""
+    """Output rate [Hz] of a LIF neuron under white-noise input with mean mu, sd sigma (voltages rel. to rest).
+
+    The Siegert formula (module docstring); with sigma_mv <= 0 the deterministic limit
+    (regular firing when mu_mv > v_th_mv, else 0).
+
+    Parameters
+    ----------
+    mu_mv, sigma_mv : float
+        Mean and standard deviation of the input, mV relative to rest.
+    tau_m_ms, t_ref_ms : float
+        Membrane time constant and refractory period, ms.
+    v_th_mv, v_reset_mv : float
+        Threshold and reset, mV relative to rest.
+
+    Returns
+    -------
+    float
+        The stationary rate in Hz (0.0 far below threshold, where it underflows).
+    """
     if sigma_mv <= 0:
         # Deterministic limit: regular firing when mu > theta, else silence.
         if mu_mv <= v_th_mv:
@@ -107,7 +125,27 @@ def siegert_rate_hz(mu_mv: float, sigma_mv: float, *, tau_m_ms: float, t_ref_ms:
 
 def input_moments(nu_hz: float, *, nu_ext_hz: float, c_e: int, c_i: int, j_mv: float, g: float,
                   tau_m_ms: float) -> tuple[float, float]:
-    """Mean mu [mV] and standard deviation sigma [mV] of the input at network rate nu_hz."""
+    """Mean mu [mV] and standard deviation sigma [mV] of the input at network rate nu_hz.
+
+    Parameters
+    ----------
+    nu_hz : float
+        Rate of every neuron of the network, Hz.
+    nu_ext_hz : float
+        External Poisson rate per excitatory synapse, Hz.
+    c_e, c_i : int
+        Excitatory and inhibitory in-degrees.
+    j_mv : float
+        Excitatory weight, mV (inhibitory: -g j_mv).
+    g : float
+        Relative strength of inhibition.
+    tau_m_ms : float
+        Membrane time constant, ms.
+
+    Returns
+    -------
+    (mu_mv, sigma_mv) : tuple of float
+    """
     gamma = c_i / c_e
     tau_s = tau_m_ms / 1000.0
     mu = c_e * j_mv * tau_s * (nu_ext_hz + nu_hz * (1.0 - g * gamma))
@@ -194,9 +232,30 @@ def stationary_rate_hz(*, c_e: int, c_i: int, j_mv: float, g: float, eta: float,
     """Self-consistent stationary rate nu = phi(mu(nu), sigma(nu)), by a bracketing root finder.
 
     One root (the one brentq finds on [0, 1/t_ref)), without a word on its stability:
-    see :func:`fixed_points_hz` for all of them and hpc_brunel.stability for which is stable.
-    v_th_mv and v_reset_mv are relative to rest (V_th - E_L, V_reset - E_L), and
-    nu_thr = v_th_mv / (J C_E tau_m) uses that relative threshold.
+    see :func:`fixed_points_hz` for all of them and :mod:`hpc_brunel.theory.stability`
+    for which is stable. v_th_mv and v_reset_mv are relative to rest (V_th - E_L,
+    V_reset - E_L), and nu_thr = v_th_mv / (J C_E tau_m) uses that relative threshold.
+
+    Parameters
+    ----------
+    c_e, c_i : int
+        Excitatory and inhibitory in-degrees C_E, C_I.
+    j_mv : float
+        Excitatory weight J, mV.
+    g : float
+        Relative strength of inhibition.
+    eta : float
+        External drive nu_ext / nu_thr.
+    tau_m_ms, t_ref_ms : float
+        Membrane time constant and refractory period, ms.
+    v_th_mv, v_reset_mv : float
+        Threshold and reset, mV relative to rest.
+
+    Returns
+    -------
+    float
+        The rate in Hz: 0.0 when phi(0) <= 0 (no drive), just below 1/t_ref when
+        phi stays above nu up to saturation.
     """
     nu_thr_hz = 1000.0 * v_th_mv / (c_e * j_mv * tau_m_ms)
     nu_ext_hz = eta * nu_thr_hz
@@ -216,7 +275,17 @@ def stationary_rate_hz(*, c_e: int, c_i: int, j_mv: float, g: float, eta: float,
 
 
 def stationary_rate_for_config(cfg) -> float:
-    """:func:`stationary_rate_hz` for a RunConfig (thresholds relative to neuron.e_l_mv)."""
+    """:func:`stationary_rate_hz` for a RunConfig (thresholds relative to neuron.e_l_mv).
+
+    Parameters
+    ----------
+    cfg : hpc_brunel.config.RunConfig
+
+    Returns
+    -------
+    float
+        The stationary rate in Hz.
+    """
     n, nu = cfg.network, cfg.neuron
     return stationary_rate_hz(c_e=n.indegree_excitatory, c_i=n.indegree_inhibitory, j_mv=n.weight_mv,
                               g=n.relative_inhibition, eta=n.eta, tau_m_ms=nu.tau_m_ms, t_ref_ms=nu.t_ref_ms,

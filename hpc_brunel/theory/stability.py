@@ -2,7 +2,7 @@
 phase diagram it implies.
 
 A stationary state nu0 (a fixed point of the Siegert transfer function,
-:func:`hpc_brunel.meanfield.fixed_points_hz`) is perturbed,
+:func:`hpc_brunel.theory.meanfield.fixed_points_hz`) is perturbed,
 nu(t) = nu0 + nu1 e^{lambda t}. All synapses have the delay D, so the mean and
 the variance of the input are modulated by
 
@@ -33,12 +33,9 @@ against the omega -> 0 limits d phi / d mu and d phi / d sigma^2 of the
 Siegert formula and against a direct numerical (threshold-integration)
 solution of the linearised Fokker-Planck equation at complex lambda.
 
-INM-6's nnmt 1.3 was read and not used: its transfer function
-(nnmt.lif.exp ``_transfer_function_shift``, Schuecker et al. 2015, also with
-mpmath's parabolic cylinder functions) has the mean term A_mu only, with
-colored-noise shifts; nnmt.linear_stability solves a rate-model (Lambert-W,
-Senk et al. 2020) approximation, not (*); and it would bring pint and its
-network/caching framework for two formulas.
+(*) is solved here rather than with INM-6's nnmt, whose transfer function has the
+mean term A_mu only and whose linear stability is a rate-model approximation
+(docs/regimes.md, "How the thresholds were found").
 
 Units: rates in Hz, eigenvalues lambda in 1/s (growth_rate_per_s = Re lambda,
 freq_hz = Im lambda / 2 pi), voltages in mV relative to rest.
@@ -59,12 +56,9 @@ from hpc_brunel.theory import meanfield
 from hpc_brunel.theory.meanfield import MeanFieldParams
 
 # FAST_SLOW_CUT_HZ (hpc_brunel.constants, 60 Hz) separates Brunel's fast from slow
-# oscillations. Along the stability boundaries of model A (D = 1.5 ms, tau = 20 ms) the critical
-# mode of the fast branch (high eta, rates of tens of Hz) has a frequency of order
-# 1/(4 D) ~ 170 Hz: 161-193 Hz for g = 5..8 (249 Hz at g = 4.5, eta = 7.75); the
-# slow branch (eta ~ 0.85-0.9, rates of ~1 Hz) is at 7-32 Hz, of order 1/(2 pi tau) ~ 8 Hz
-# to a few times that. 60 Hz lies in the gap, ~2x above the slow and ~2.7x below the
-# fast critical frequencies.
+# oscillations: it lies in the gap between the critical frequencies of model A's fast
+# branch (~1/(4 D) ~ 170 Hz) and its slow band (~1/tau, 7-32 Hz); see theory_label and
+# docs/regimes.md, "How the thresholds were found".
 # Rate below which a stationary state counts as quiescent ("Q").
 QUIESCENT_RATE_HZ = 0.1
 # An unstable state at more than this fraction of the saturation rate 1/t_ref is
@@ -76,9 +70,8 @@ SR_SATURATION_FRACTION = 0.5
 # the susceptibility has weakly damped resonances at multiples of the rate, and the
 # parabolic cylinder functions of large argument are slow (0.1-0.3 s each in mpmath).
 # By default stationary_state does not search eigenvalues there and reports the state
-# as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing).
-# Where the search does converge (g = 3, eta = 1..4) it finds an unstable mode at
-# 645-690 Hz growing at 195-250 /s, in line with this default.
+# as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing;
+# why: docs/regimes.md, "How the thresholds were found").
 MEAN_DRIVEN_SIGMAS = 5.0
 
 
@@ -239,7 +232,7 @@ def characteristic_function(p: MeanFieldParams, rate_hz: float, lambda_per_s: co
     ----------
     p : MeanFieldParams
     rate_hz : float
-        A fixed point of phi (see :func:`hpc_brunel.meanfield.fixed_points_hz`).
+        A fixed point of phi (see :func:`hpc_brunel.theory.meanfield.fixed_points_hz`).
     lambda_per_s : complex
         Trial eigenvalue, 1/s.
 
@@ -549,6 +542,7 @@ def theory_grid(g_values, eta_values, base: MeanFieldParams | None = None, *,
     Parameters
     ----------
     g_values, eta_values : sequence of float
+        The grid: relative strengths of inhibition g and external drives eta.
     base : MeanFieldParams, optional
         Everything but g and eta (default: Brunel's model A).
     margin_per_s : float
@@ -557,7 +551,8 @@ def theory_grid(g_values, eta_values, base: MeanFieldParams | None = None, *,
     Returns
     -------
     TheoryGrid
-        Computing one cell takes ~0.1 s (mpmath; results are cached per parameter set).
+        Labels and stationary states per cell. Computing one cell takes ~0.1 s (mpmath;
+        results are cached per parameter set).
     """
     base = base or MeanFieldParams()
     t0 = time.perf_counter()
@@ -648,6 +643,11 @@ def hopf_boundary(g: float, eta_lo: float, eta_hi: float, base: MeanFieldParams 
     Returns
     -------
     StabilityBoundary
+
+    Raises
+    ------
+    ValueError
+        If the state is stable at both ends of the bracket or at neither.
     """
     base = base or MeanFieldParams()
     s_lo = stationary_state(base.with_(g=g, eta=eta_lo)).stable
@@ -686,16 +686,20 @@ def phase_boundaries(g_values, eta_min: float, eta_max: float, base: MeanFieldPa
     Parameters
     ----------
     g_values : sequence of float
+        Relative strengths of inhibition g, one column of the phase diagram each.
     eta_min, eta_max : float
+        The range of external drive eta scanned.
     base : MeanFieldParams, optional
+        Everything but g and eta (default: Brunel's model A).
     n_eta : int
+        Scan points in eta (each a stationary-state computation per g).
     tol : float
         Absolute tolerance in eta.
 
     Returns
     -------
     tuple of StabilityBoundary
-        Sorted by g, then eta.
+        Sorted by g, then eta; empty where the stability does not change on the scan.
     """
     base = base or MeanFieldParams()
     out = []
