@@ -35,6 +35,34 @@ def have_nest() -> bool:
 needs_nest = pytest.mark.skipif(not have_nest(), reason="NEST is not importable (run 'make setup')")
 
 
+def nnmt_rate_hz(cfg) -> float:
+    """The stationary rate [Hz] of Brunel's model A for a RunConfig, computed by an independent
+    implementation: the Neuronal Network Meanfield Toolbox (nnmt 1.3, nnmt.lif.delta, Siegert formula
+    solved by its own fixed-point ODE). The reference that hpc_brunel.theory.meanfield is checked
+    against; nothing of hpc_brunel is used. Two identical populations E and I, each neuron with C_E
+    inputs of weight J from E, C_I of weight -g J from I and C_E external Poisson sources of weight J
+    at eta * nu_thr, nu_thr = (V_th - E_L) / (J C_E tau_m); voltages relative to E_L. Cached per
+    parameter set (importing nnmt takes ~2 s)."""
+    n, nu = cfg.network, cfg.neuron
+    key = (n.indegree_excitatory, n.indegree_inhibitory, n.weight_mv, n.relative_inhibition, n.eta,
+           nu.tau_m_ms, nu.t_ref_ms, nu.v_threshold_mv, nu.v_reset_mv, nu.e_l_mv)
+    cache = nnmt_rate_hz.__dict__.setdefault("cache", {})
+    if key not in cache:
+        np = pytest.importorskip("numpy")
+        delta = pytest.importorskip("nnmt.lif.delta", reason="nnmt (test dependency) is not installed")
+        c_e, c_i, j_mv, g, eta, tau_ms, t_ref_ms, v_th, v_reset, e_l = map(float, key)
+        j, tau_s = j_mv * 1e-3, tau_ms * 1e-3  # SI units: V, s
+        nu_thr_hz = (v_th - e_l) * 1e-3 / (j * c_e * tau_s)
+        rates = delta._firing_rates(
+            J=np.array([[j, -g * j], [j, -g * j]]), K=np.array([[c_e, c_i], [c_e, c_i]]),
+            V_0_rel=(v_reset - e_l) * 1e-3, V_th_rel=(v_th - e_l) * 1e-3, tau_m=tau_s, tau_r=t_ref_ms * 1e-3,
+            J_ext=np.array([[j], [j]]), K_ext=np.array([[c_e], [c_e]]), nu_ext=np.array([eta * nu_thr_hz]),
+            eps_tol=1e-12)
+        assert abs(rates[0] - rates[1]) <= 1e-9 * max(abs(rates)) + 1e-12, rates  # E and I alike in model A
+        cache[key] = float(rates[0])
+    return cache[key]
+
+
 def fault_env(spec: str) -> dict:
     """Environment that makes one rank fail (see tests/fault_injection/sitecustomize.py)."""
     path = os.pathsep.join([str(FAULT_INJECTION), str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -2,6 +2,7 @@
 import dataclasses
 
 import pytest
+from conftest import ROOT
 
 from hpc_brunel import config as C
 
@@ -42,6 +43,14 @@ def test_regime_presets(regime, g, eta):
     cfg = C.resolve(regime=regime)
     assert (cfg.network.relative_inhibition, cfg.network.eta) == (g, eta)
     assert cfg.network.n_excitatory == 10000
+
+
+def test_config_files_match_the_presets():
+    """configs/regime-<name>.toml (used by the full-size runs, tests/system) is the preset of that name."""
+    files = sorted((ROOT / "configs").glob("regime-*.toml"))
+    assert sorted(p.stem.removeprefix("regime-") for p in files) == sorted(C.PRESETS)
+    for p in files:
+        assert C.resolve(str(p)) == C.resolve(regime=p.stem.removeprefix("regime-")), p.name
 
 
 BAD = [

@@ -60,7 +60,7 @@ def test_installed_console_script_and_module(installed, tmp_path):
 
 
 def test_installed_package_ships_the_templates(installed, tmp_path):
-    assert sorted(p.name for p in (installed / "hpc_brunel" / "templates").glob("*.sbatch.in"))
+    assert sorted(p.name for p in (installed / "hpc_brunel" / "cluster" / "templates").glob("*.sbatch.in"))
     proc = run_installed(installed, tmp_path, "jobscript", "examples", "--out", str(tmp_path / "ex"))
     assert proc.returncode == 0, proc.stderr
     for p in (ROOT / "jobscripts").glob("*.sbatch"):

@@ -1,9 +1,9 @@
-"""Statistics on synthetic spike trains with known answers, and mean-field values."""
+"""hpc_brunel.analysis.stats on synthetic spike trains with known answers (the mean-field rates are
+checked in tests/theory/test_meanfield.py)."""
 import numpy as np
 import pytest
 
 from hpc_brunel.analysis import stats
-from hpc_brunel.theory import meanfield
 
 
 def poisson_trains(n, rate_hz, t_ms, seed=1):
@@ -78,23 +78,3 @@ def test_sinusoidal_population_peaks_at_its_frequency():
     # ...while a Poisson population has a flat spectrum
     ids2, t2 = poisson_trains(400, 20.0, 4000.0)
     assert stats.rate_spectrum(t2, 400, 0, 4000.0).peak_ratio < 4
-
-
-@pytest.mark.parametrize("g,eta,v_reset,expected", [
-    (5.0, 2.0, 10.0, 37.9),  # default network (AI)
-    (5.0, 2.0, 0.0, 32.0),
-    (6.0, 4.0, 10.0, 55.8),  # SI-fast
-    (4.5, 0.9, 10.0, 6.5),  # SI-slow
-])
-def test_meanfield_rates(g, eta, v_reset, expected):
-    nu = meanfield.stationary_rate_hz(c_e=1000, c_i=250, j_mv=0.1, g=g, eta=eta, tau_m_ms=20.0, t_ref_ms=2.0,
-                                      v_th_mv=20.0, v_reset_mv=v_reset)
-    assert nu == pytest.approx(expected, abs=0.06)
-
-
-def test_meanfield_is_a_fixed_point():
-    kw = dict(tau_m_ms=20.0, t_ref_ms=2.0, v_th_mv=20.0, v_reset_mv=10.0)
-    nu = meanfield.stationary_rate_hz(c_e=1000, c_i=250, j_mv=0.1, g=5.0, eta=2.0, **kw)
-    mu, sigma = meanfield.input_moments(nu, nu_ext_hz=20.0, c_e=1000, c_i=250, j_mv=0.1, g=5.0, tau_m_ms=20.0)
-    assert meanfield.siegert_rate_hz(mu, sigma, **kw) == pytest.approx(nu, rel=1e-6)
-    assert meanfield.stationary_rate_hz(c_e=1000, c_i=250, j_mv=0.1, g=5.0, eta=0.0, **kw) == 0.0

@@ -62,3 +62,15 @@ def test_jobscript_examples_command_writes_them(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.glob("*.sbatch")) == sorted(J.render_examples())
+
+
+def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
+    c = J.Cluster(partition="batch", account="p1", ntasks_per_node=4, cpus_per_task=8, modules=["NEST/3.10"])
+    text = J.render_run(c, tmp_path / "r", ["--t-sim-ms", "500"])
+    for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --hint=nomultithread",
+                 "#SBATCH --exclusive", "#SBATCH --partition=batch", "#SBATCH --account=p1", "module load NEST/3.10",
+                 "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", "export OMP_PROC_BIND=true",
+                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 python -m hpc_brunel run"):
+        assert line in text, line
+    assert "--no-analyze" in text
+    assert "python -m hpc_brunel analyze" in J.render_analyze(c, tmp_path / "r")

@@ -11,7 +11,6 @@ from slurm_cluster import running_cluster
 
 from hpc_brunel.cluster.jobscript import (
     Cluster,
-    render_analyze,
     render_run,
     sbatch,
     submit_chain,
@@ -36,18 +35,6 @@ def submit_and_wait(slurm, monkeypatch, run_dir, run_args, **cluster):
     logs = "\n".join(p.read_text() for p in sorted((run_dir.parent / f"{run_dir.name}.jobs").glob("*.out")))
     assert states == {run_id: "COMPLETED", ana_id: "COMPLETED"}, logs
     return run_id, ana_id
-
-
-def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
-    c = Cluster(partition="batch", account="p1", ntasks_per_node=4, cpus_per_task=8, modules=["NEST/3.10"])
-    text = render_run(c, tmp_path / "r", ["--t-sim-ms", "500"])
-    for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --hint=nomultithread",
-                 "#SBATCH --exclusive", "#SBATCH --partition=batch", "#SBATCH --account=p1", "module load NEST/3.10",
-                 "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", "export OMP_PROC_BIND=true",
-                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 python -m hpc_brunel run"):
-        assert line in text, line
-    assert "--no-analyze" in text
-    assert "python -m hpc_brunel analyze" in render_analyze(c, tmp_path / "r")
 
 
 def test_run_then_analyze_chain_small_network(slurm, tmp_path, monkeypatch):

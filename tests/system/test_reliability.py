@@ -14,8 +14,6 @@ from conftest import ROOT, SMALL, hpc_brunel, needs_nest, wait_for_chunks
 
 from hpc_brunel.simulation.parallel import mpirun_argv
 
-pytestmark = needs_nest
-
 
 # --- bad input: >= 20 kinds, each exit 2, one line, same on every rank, nothing created -------------------
 def _bad_toml(tmp):
@@ -60,8 +58,13 @@ BAD_INPUTS = {
 }
 
 
+# Bad input is refused before NEST is imported, except where the run directory is checked (after it).
+NEEDS_NEST_TO_REFUSE = ("unwritable output directory",)
+
+
 @pytest.mark.mpi
-@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=needs_nest) if k in NEEDS_NEST_TO_REFUSE else k
+                                  for k in BAD_INPUTS])
 def test_bad_input(tmp_path, kind):
     args, name = BAD_INPUTS[kind]
     if callable(args):
@@ -87,6 +90,7 @@ def finished_run(tmp_path_factory):
     return d
 
 
+@needs_nest
 def test_existing_complete_run_is_not_overwritten(finished_run):
     before = _digest(finished_run)
     proc = hpc_brunel("run", *SMALL, "--t-sim-ms", "200", "--run-dir", finished_run)
@@ -94,6 +98,7 @@ def test_existing_complete_run_is_not_overwritten(finished_run):
     assert _digest(finished_run) == before
 
 
+@needs_nest
 def test_other_layout_version_is_refused(tmp_path, finished_run):
     d = tmp_path / "old"
     d.mkdir()
@@ -105,6 +110,7 @@ def test_other_layout_version_is_refused(tmp_path, finished_run):
     assert [p.name for p in d.iterdir()] == ["run.json"]
 
 
+@needs_nest
 def test_foreign_directory_is_never_written(tmp_path):
     d = tmp_path / "mine"
     d.mkdir()
@@ -119,6 +125,7 @@ def test_analyze_on_a_directory_that_is_not_a_run(tmp_path):
     assert proc.returncode == 2 and "not an hpc_brunel run directory" in proc.stderr
 
 
+@needs_nest
 def test_full_output_directory(tmp_path):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
@@ -136,6 +143,7 @@ def test_full_output_directory(tmp_path):
 LONG = [*SMALL, "--t-sim-ms", "60000"]  # ~15-20 s at 2 VPs: long enough to be interrupted
 
 
+@needs_nest
 @pytest.mark.mpi
 def test_sigkill_of_one_rank_keeps_flushed_chunks(tmp_path, launch):
     run_dir = tmp_path / "killed"
@@ -175,6 +183,7 @@ def test_sigkill_of_one_rank_keeps_flushed_chunks(tmp_path, launch):
     hpc_brunel("run", *SMALL, "--t-sim-ms", "100", "--run-dir", run_dir, "--overwrite", "--no-analyze", check=True)
 
 
+@needs_nest
 @pytest.mark.mpi
 def test_sigterm_stops_every_rank_at_a_chunk_boundary(tmp_path, launch):
     run_dir = tmp_path / "term"
@@ -206,6 +215,7 @@ def test_sigterm_stops_every_rank_at_a_chunk_boundary(tmp_path, launch):
     assert "Stopped early" in (run_dir / "report.md").read_text()
 
 
+@needs_nest
 def test_sigterm_with_grace_period_finishes(tmp_path, launch):
     run_dir = tmp_path / "grace"
     job = launch(["run", *SMALL, "--t-sim-ms", "6000", "--run-dir", run_dir, "--grace-s", "600", "--no-analyze"],
@@ -217,6 +227,7 @@ def test_sigterm_with_grace_period_finishes(tmp_path, launch):
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
 
+@needs_nest
 def test_second_run_into_a_running_directory_is_refused(tmp_path, launch):
     run_dir = tmp_path / "busy"
     first = launch(["run", *LONG, "--run-dir", run_dir], ranks=1)

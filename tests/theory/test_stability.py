@@ -1,8 +1,10 @@
-"""Mean field and linear stability of Brunel's (2000) model A (no NEST)."""
+"""Linear stability of Brunel's (2000) model A (no NEST); its mean field is in test_meanfield.py,
+and the stationary rates expected here come from nnmt (conftest.nnmt_rate_hz), not from literals."""
 import math
 
 import numpy as np
 import pytest
+from conftest import nnmt_rate_hz
 
 from hpc_brunel import config
 from hpc_brunel.theory import meanfield, stability
@@ -10,6 +12,11 @@ from hpc_brunel.theory.meanfield import MeanFieldParams
 
 TAU, TREF, THETA, VR = 20.0, 2.0, 20.0, 10.0
 NEURON = {"tau_m_ms": TAU, "t_ref_ms": TREF, "theta_mv": THETA, "v_reset_mv": VR}
+
+
+def _nnmt_rate(g, eta):
+    """The independent (nnmt) stationary rate of the default network at (g, eta)."""
+    return nnmt_rate_hz(config.resolve(overrides=[{"network": {"relative_inhibition": g, "eta": eta}}]))
 
 
 def _ai_state():
@@ -56,35 +63,6 @@ def _fokker_planck_susceptibility(lam, mu, sigma, n=6000):
     return nu0, -res[1] / res[0], -res[2] / res[0]
 
 
-# ---------------------------------------------------------------------------------------------- mean field
-
-@pytest.mark.parametrize("g,eta,expected", [(5.0, 2.0, 37.95), (6.0, 4.0, 55.84), (4.5, 0.9, 6.52)])
-def test_fixed_points_known_rates(g, eta, expected):
-    fps = meanfield.fixed_points_hz(MeanFieldParams(g=g, eta=eta))
-    assert len(fps) == 1
-    assert fps[0] == pytest.approx(expected, abs=0.01)
-
-
-def test_fixed_points_all_roots_and_no_drive():
-    p = MeanFieldParams(g=0.0, eta=0.5)  # pure excitation: low, middle (unstable) and saturated states
-    fps = meanfield.fixed_points_hz(p)
-    assert len(fps) == 3 and fps == tuple(sorted(fps))
-    for nu in fps:
-        assert meanfield.transfer_rate_hz(p, nu) == pytest.approx(nu, rel=1e-6, abs=1e-9)
-    assert meanfield.fixed_points_hz(MeanFieldParams(eta=0.0))[0] == 0.0
-
-
-def test_nu_thr_relative_to_rest_and_from_config():
-    base = config.RunConfig()
-    shifted = config.RunConfig(neuron=config.NeuronConfig(e_l_mv=-70.0, v_threshold_mv=-50.0, v_reset_mv=-60.0,
-                                                          v_init_mv=-70.0))
-    p0, p1 = MeanFieldParams.from_config(base), MeanFieldParams.from_config(shifted)
-    assert p0 == p1 == MeanFieldParams()
-    assert p1.nu_thr_hz == pytest.approx(10.0)  # 20 mV / (0.1 mV * 1000 * 20 ms)
-    assert meanfield.stationary_rate_for_config(shifted) == pytest.approx(meanfield.stationary_rate_for_config(base))
-    assert stability.stationary_state_for_config(shifted) == stability.stationary_state_for_config(base)
-
-
 # ---------------------------------------------------------------------------------------------- susceptibility
 
 def test_susceptibility_zero_frequency_is_siegert_slope():
@@ -128,14 +106,17 @@ def test_brunel_example_points(g, eta, label):
 
 def test_stationary_state_fields_and_describe():
     st = stability.stationary_state(MeanFieldParams(g=5.0, eta=2.0))
-    assert st.stable and st.rate_hz == pytest.approx(37.95, abs=0.01) and st.growth_rate_per_s < 0
-    assert st.describe().startswith("37.95 Hz (stable")
+    ai_rate = _nnmt_rate(5.0, 2.0)
+    assert st.stable and st.rate_hz == pytest.approx(ai_rate, rel=1e-6) and st.growth_rate_per_s < 0
+    assert st.describe().startswith(f"{ai_rate:.2f} Hz (stable")
     fast = stability.stationary_state(MeanFieldParams(g=6.0, eta=4.0))
-    assert not fast.stable and fast.rate_hz is None and fast.state_rate_hz == pytest.approx(55.84, abs=0.01)
+    assert not fast.stable and fast.rate_hz is None
+    assert fast.state_rate_hz == pytest.approx(_nnmt_rate(6.0, 4.0), rel=1e-6)
     assert fast.growth_rate_per_s > 0 and 150 < fast.freq_hz < 250  # simulation: 180-195 Hz
     assert fast.describe().startswith("no stable stationary state")
     slow = stability.stationary_state(MeanFieldParams(g=4.5, eta=0.9))
     assert not slow.stable and 10 < slow.freq_hz < stability.FAST_SLOW_CUT_HZ
+    assert slow.state_rate_hz == pytest.approx(_nnmt_rate(4.5, 0.9), rel=1e-6)
     # the eigenvalue is a root of (*)
     lam = complex(fast.growth_rate_per_s, 2 * math.pi * fast.freq_hz)
     assert abs(stability.characteristic_function(MeanFieldParams(g=6.0, eta=4.0), fast.state_rate_hz, lam)) < 1e-6
@@ -144,7 +125,7 @@ def test_stationary_state_fields_and_describe():
 def _on_boundary(b):
     """On a stability boundary lambda = 2 pi i f solves (*): |loop gain| = 1 and its phase is 0 mod 2 pi."""
     p = MeanFieldParams(g=b.g, eta=b.eta)
-    assert b.rate_hz == pytest.approx(meanfield.fixed_points_hz(p)[0], rel=1e-6)
+    assert b.rate_hz == pytest.approx(_nnmt_rate(b.g, b.eta), rel=1e-6)
     assert abs(stability.characteristic_function(p, b.rate_hz, 2j * math.pi * b.freq_hz)) < 1e-6
 
 
