@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="g x eta grid of short runs labelled from their spikes, compared cell by cell "
                                     "with linear stability: Brunel's Fig. 8 phase diagram. Resumable: analyzed "
                                     "points are kept. What the defaults cost: 9 x 8 = 72 full-size runs of 300 ms, "
-                                    "about 25 min on 2 cores (2 concurrent 1-rank jobs), plus a minute or two for "
+                                    "11-25 min on 2 cores (2 concurrent 1-rank jobs), plus a minute or two for "
                                     "the theory lines; --scale 0.2 runs a smaller network.")
     sw.add_argument("--g-range", default="0:8:1", metavar="MIN:MAX:STEP",
                     help="range of g, both ends included (default 0:8:1)")
@@ -242,7 +242,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                 run_argv = ["run", *shlex.split(args.run_args)]
             except ValueError as e:
                 print_error(f"--run-args {args.run_args!r}: {e}")
-                raise SystemExit(EXIT_BAD_INPUT) from None
+                sys.exit(EXIT_BAD_INPUT)
             args.run_namespace = parser.parse_args(run_argv)
     return args
 

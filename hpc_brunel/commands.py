@@ -27,7 +27,6 @@ from hpc_brunel.errors import (
     HpcBrunelError,
     NestSetupError,
     RunDirError,
-    fail,
     print_error,
 )
 
@@ -79,6 +78,14 @@ def config_from_args(args):
     return resolve(args.config, overrides, args.regime)
 
 
+def _split_options(name: str, text: str) -> list[str]:
+    """Split a quoted options string as the shell would; ConfigError if it cannot."""
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise ConfigError(f"{name} {text!r}: {e}") from None
+
+
 def _check_ms(name: str, value: float, *, minimum: float = 0.0, strict: bool = False) -> None:
     if not (math.isfinite(value) and (value > minimum if strict else value >= minimum)):
         raise ConfigError(f"{name} = {value:g}: allowed a finite number of ms {'>' if strict else '>='} {minimum:g}")
@@ -108,7 +115,7 @@ def _collective_bad_input(par, phase: str, step: Callable[[], object]):
     err = par.first_error(err)
     if err and par.is_root:
         print_error(err)
-    return bool(err), result
+    return (True, None) if err else (False, result)
 
 
 def _run_on_every_rank(args, par) -> int:
@@ -224,7 +231,7 @@ def cmd_scale(args) -> int:
     decomps = scaling.parse_decompositions(args.decompositions)
     _check_ms("--t-sim-ms", args.t_sim_ms, strict=True)
     _check_ms("--presim-ms", args.presim_ms)
-    extra = shlex.split(args.run_args)
+    extra = _split_options("--run-args", args.run_args)
     series = scaling.plan(args.kind, decomps, repetitions=args.repetitions, t_sim_ms=args.t_sim_ms,
                           presim_ms=args.presim_ms, neurons=args.neurons, neurons_per_vp=args.neurons_per_vp,
                           seed=args.seed, extra_args=extra)
@@ -233,12 +240,10 @@ def cmd_scale(args) -> int:
     if args.slurm:
         from hpc_brunel.cluster.jobscript import Cluster, submit_series
 
-        return submit_series(series, out, Cluster(partition=args.partition, account=args.account,
-                                                  time_limit=args.time_limit).validate())
-    try:
-        scaling.run_local(series, out)
-    except RuntimeError as e:
-        return fail(str(e), EXIT_FAILURE)
+        submit_series(series, out, Cluster(partition=args.partition, account=args.account,
+                                           time_limit=args.time_limit).validate())
+        return EXIT_OK
+    scaling.run_local(series, out)  # JobError (exit 1) when a point fails
     rows = scaling.collect(out)
     print(format_table(scaling.aggregate(rows, args.kind)))
     for p in plot_table(out):
@@ -254,7 +259,7 @@ def cmd_sweep(args) -> int:
     if args.collect_only or args.relabel:
         if not (args.out / S.SWEEP_JSON).exists():
             raise ConfigError(f"--out {args.out}: not a sweep directory (no {S.SWEEP_JSON})")
-        return S.finish(args.out, S.relabel(args.out) if args.relabel else ())
+        return _finish_sweep(S, args.out, S.relabel(args.out) if args.relabel else [])
     for flag, value in (("--g", args.g_single), ("--eta", args.eta_single)):
         if value is not None:
             raise ConfigError(f"sweep {flag} {value}: {flag} is one value (for run/config); the sweep's range is "
@@ -270,10 +275,18 @@ def cmd_sweep(args) -> int:
     if args.slurm:
         from hpc_brunel.cluster.jobscript import Cluster, submit_sweep
 
-        return submit_sweep(sweep, args.out, Cluster(partition=args.partition, account=args.account,
-                                                     time_limit=args.time_limit).validate())
-    failures = S.run_local(sweep, args.out, jobs=args.jobs)
-    return S.finish(args.out, failures)
+        submit_sweep(sweep, args.out, Cluster(partition=args.partition, account=args.account,
+                                              time_limit=args.time_limit).validate())
+        return EXIT_OK
+    return _finish_sweep(S, args.out, S.run_local(sweep, args.out, jobs=args.jobs))
+
+
+def _finish_sweep(S, out: Path, failures: list[str]) -> int:
+    """Table, theory and figure of what finished; then one error line per failed point."""
+    S.finish(out)
+    for f in failures:
+        print_error(f)
+    return EXIT_FAILURE if failures else EXIT_OK
 
 
 def cmd_jobscript(args) -> int:
@@ -303,25 +316,30 @@ def cmd_jobscript(args) -> int:
             print(path)
         return EXIT_OK
     run_dir = (args.run_dir or J.default_run_dir()).resolve()
-    run_args = shlex.split(args.run_args)
+    run_args = _split_options("--run-args", args.run_args)
     if args.what == "run":
         sys.stdout.write(J.render_run(c, run_dir, run_args))
     elif args.what == "analyze":
         sys.stdout.write(J.render_analyze(c, run_dir))
     else:
-        try:
-            run_id, ana_id = J.submit_chain(c, run_dir, run_args)
-        except (RuntimeError, FileNotFoundError) as e:
-            return fail(str(e), EXIT_FAILURE)
+        run_id, ana_id = J.submit_chain(c, run_dir, run_args)  # JobError (exit 1) when sbatch fails
         print(f"run job {run_id}; analyze job {ana_id} (afterany:{run_id}); run directory {run_dir}")
     return EXIT_OK
 
 
 def cmd_plan(args) -> int:
     """`plan`: predicted peak memory and simulate time of a network on ranks x threads."""
-    from hpc_brunel.studies.plan import command
+    from hpc_brunel.studies import plan
 
-    return command(args)
+    table = args.table or plan.DEFAULT_TABLE
+    if not Path(table).is_file():
+        raise ConfigError(f"--table {table}: no such file (a network_size.csv written by "
+                          "scaling/bench_network_size.py)")
+    model, errors = plan.load_model(args.table)
+    p = plan.predict(model, neurons=args.neurons, ranks=args.ranks, threads=args.threads, rate_hz=args.rate_hz,
+                     indegree=args.indegree)
+    print("\n".join(plan.report(p, model, errors, table)))
+    return EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "config": cmd_config, "launch": cmd_launch, "analyze": cmd_analyze,

@@ -27,6 +27,11 @@ FIGURES = (RASTER_PNG, DISTRIBUTIONS_PNG, SPECTRUM_PNG)
 FAST_SLOW_CUT_HZ = 60.0
 
 
+#: A network firing below this mean rate is silent: the simulation's label "silent"
+#: (hpc_brunel.analysis.regimes) and the theory's quiescent state "Q" (hpc_brunel.theory.stability).
+SILENT_RATE_HZ = 0.1
+
+
 def default_transient_ms(t_sim_ms: float) -> float:
     """The start-up transient that a study discards from a run of `t_sim_ms`:
     100 ms, or a third of a shorter run.

@@ -44,6 +44,11 @@ class NestSetupError(HpcBrunelError, RuntimeError):
     exit_status = EXIT_BAD_INPUT
 
 
+class JobError(HpcBrunelError, RuntimeError):
+    """A job that hpc_brunel started or submitted failed (a point of a local series,
+    sbatch) (exit status 1)."""
+
+
 class IncompleteRunError(HpcBrunelError, RuntimeError):
     """The run's rank files are missing or unfinished, or it cannot be analyzed
     as asked (exit status 2)."""
@@ -63,8 +68,3 @@ def print_error(message: str, *notes: str) -> None:
     """
     print(PREFIX + str(message), *notes, file=sys.stderr, flush=True)
 
-
-def fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
-    """Print `message` as a command-line error and return `status` (for `return fail(...)`)."""
-    print_error(message)
-    return status

@@ -5,6 +5,7 @@ import pytest
 from conftest import ROOT
 
 from hpc_brunel import config as C
+from hpc_brunel.errors import ConfigError
 
 
 def test_defaults_are_the_papers_full_network():
@@ -81,26 +82,26 @@ BAD = [
 
 @pytest.mark.parametrize("assignment,name", BAD)
 def test_bad_values_name_the_parameter(assignment, name):
-    with pytest.raises(C.ConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         C.resolve(overrides=[C.parse_override(assignment)])
     msg = str(e.value)
     assert name in msg and "\n" not in msg
 
 
 def test_unknown_key_suggests_the_right_one():
-    with pytest.raises(C.ConfigError, match="did you mean 'indegree_excitatory'"):
+    with pytest.raises(ConfigError, match="did you mean 'indegree_excitatory'"):
         C.resolve(overrides=[C.parse_override("network.indegre_excitatory=5")])
 
 
 def test_malformed_toml(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text("[network\neta = 2\n")
-    with pytest.raises(C.ConfigError, match="malformed TOML"):
+    with pytest.raises(ConfigError, match="malformed TOML"):
         C.load_toml(p)
 
 
 def test_unknown_regime():
-    with pytest.raises(C.ConfigError, match="allowed: sr, si-fast, ai, si-slow"):
+    with pytest.raises(ConfigError, match="allowed: sr, si-fast, ai, si-slow"):
         C.resolve(regime="chaos")
 
 
@@ -138,7 +139,7 @@ def test_kernel_section_round_trip_and_override(tmp_path):
 def test_bad_kernel_settings_one_line(tmp_path, toml, needle):
     p = tmp_path / "k.toml"
     p.write_text(toml)
-    with pytest.raises(C.ConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         C.resolve(str(p))
     assert needle in str(e.value) and "\n" not in str(e.value)
 
@@ -164,16 +165,16 @@ def test_initial_state_options():
     assert C.RunConfig().neuron.v_init_distribution == "fixed"
     cfg = C.resolve(overrides=[C.parse_override("neuron.v_init_distribution=uniform")])
     assert cfg.neuron.v_init_distribution == "uniform"
-    with pytest.raises(C.ConfigError, match=r"neuron\.v_init_distribution.*fixed.*uniform"):
+    with pytest.raises(ConfigError, match=r"neuron\.v_init_distribution.*fixed.*uniform"):
         C.resolve(overrides=[C.parse_override("neuron.v_init_distribution=normal")])
 
 
 def test_schema_version_1_is_read_where_it_means_the_same():
     v1 = {"schema_version": 1, "network": {"eta": 3.0}}
     assert C.from_dict(v1).network.eta == 3.0  # E_L = 0: the drive is the same in both versions
-    with pytest.raises(C.ConfigError, match=r"schema_version = 1 with neuron\.e_l_mv = -70"):
+    with pytest.raises(ConfigError, match=r"schema_version = 1 with neuron\.e_l_mv = -70"):
         C.from_dict({"schema_version": 1, "neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0}})
-    with pytest.raises(C.ConfigError, match="schema_version = 7"):
+    with pytest.raises(ConfigError, match="schema_version = 7"):
         C.from_dict({"schema_version": 7})
 
 

@@ -1,11 +1,15 @@
 """The layers contract (pyproject.toml [tool.importlinter], ARCHITECTURE.md): no
-module imports one of a layer above its own, checked by import-linter; and the
-check catches a deliberate upward import, naming it."""
+module imports one of a layer above its own, and the analysis and the theory
+import neither NEST nor mpi4py; checked by import-linter, which catches a
+deliberate upward import (naming it) and a deliberate MPI import; and every
+module of the package belongs to a layer."""
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import tomllib
 from conftest import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -16,20 +20,35 @@ def lint_imports(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(pythonpath)})
 
 
-def test_the_package_keeps_its_layers():
+def test_the_package_keeps_its_contracts():
     proc = lint_imports(ROOT, ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Contracts: 1 kept, 0 broken." in proc.stdout
+    assert "Contracts: 2 kept, 0 broken." in proc.stdout
 
 
-def test_an_upward_import_breaks_the_contract_and_is_named(tmp_path):
-    """A copy of the package in which the simulation layer imports the analysis
-    layer inside a function (the way run orchestration once did) fails the check."""
+@pytest.mark.parametrize("module, added, expected", [
+    # the simulation layer importing the analysis layer inside a function (as run orchestration once did)
+    ("simulation/kernel.py", "from hpc_brunel.analysis import stats", "hpc_brunel.simulation.kernel -> "
+                                                                       "hpc_brunel.analysis.stats"),
+    # the analysis reaching MPI
+    ("analysis/gather.py", "import mpi4py", "hpc_brunel.analysis.gather -> mpi4py"),
+])
+def test_a_forbidden_import_breaks_a_contract_and_is_named(tmp_path, module, added, expected):
     shutil.copytree(ROOT / "hpc_brunel", tmp_path / "hpc_brunel", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    kernel = tmp_path / "hpc_brunel" / "simulation" / "kernel.py"
-    kernel.write_text(kernel.read_text() + "\n\ndef _upward():\n    from hpc_brunel.analysis import stats  # noqa\n")
+    path = tmp_path / "hpc_brunel" / module
+    path.write_text(path.read_text() + f"\n\ndef _forbidden():\n    {added}  # noqa\n")
     proc = lint_imports(tmp_path, tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "BROKEN" in proc.stdout
-    assert "hpc_brunel.simulation.kernel -> hpc_brunel.analysis.stats" in proc.stdout, proc.stdout
+    assert expected in proc.stdout, proc.stdout
+
+
+def test_every_module_belongs_to_a_layer():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
+    named = {m.strip() for layer in layers for m in layer.split("|")}
+    modules = ["hpc_brunel." + ".".join(p.relative_to(ROOT / "hpc_brunel").with_suffix("").parts)
+               for p in (ROOT / "hpc_brunel").rglob("*.py") if p.name != "__init__.py"]
+    outside = [m for m in modules if not any(m == n or m.startswith(n + ".") for n in named)]
+    assert not outside, f"modules in no layer of pyproject.toml: {outside}"

@@ -179,6 +179,6 @@ fi
 "$py" -m pip install -q --no-deps --force-reinstall "$whl"
 "$py" -m pip install -q --no-deps -e "$here"
 nest_ok "$py" || die "NEST in $VENV does not import with MPI (have_mpi is False)"
-echo "$key_src" > "$VENV/nest-build-options.txt"  # read by hpc_brunel.provenance
+echo "$key_src" > "$VENV/nest-build-options.txt"  # read by hpc_brunel.simulation.provenance
 echo "$env_key" > "$stamp"
 say "ready: $("$py" -c 'import os;os.environ["PYNEST_QUIET"]="1";import nest;print("NEST",nest.__version__,"have_mpi",nest.build_info["have_mpi"])')"

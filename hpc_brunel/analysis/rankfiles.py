@@ -18,7 +18,12 @@ import numpy as np
 from hpc_brunel.constants import POPULATIONS, RUN_JSON
 from hpc_brunel.errors import IncompleteRunError
 from hpc_brunel.simulation import rundir
-from hpc_brunel.simulation.recording import RANK_LAYOUT_VERSION, h5_open, rank_file_name
+from hpc_brunel.simulation.recording import (  # noqa: F401 - first_node_ids: part of the reader's interface
+    RANK_LAYOUT_VERSION,
+    first_node_ids,
+    h5_open,
+    rank_file_name,
+)
 
 #: Run statuses whose rank files are consistent up to run.json's t_model_reached_ms
 #: (a run stopped by SIGTERM stops at a chunk boundary that every rank closed).
@@ -36,12 +41,6 @@ def read_meta(f: h5py.File) -> dict | None:
     if "meta" not in f:
         return None
     return {k: json.loads(v) for k, v in f["meta"].attrs.items()}
-
-
-def first_node_ids(n_excitatory: int) -> dict[str, int]:
-    """NEST's global id of each population's first neuron (NEST counts from 1,
-    the excitatory population is created first)."""
-    return {"excitatory": 1, "inhibitory": 1 + int(n_excitatory)}
 
 
 def recorded_neurons(config: dict) -> dict[str, int]:

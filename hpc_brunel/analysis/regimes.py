@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from hpc_brunel.constants import FAST_SLOW_CUT_HZ
+from hpc_brunel.constants import FAST_SLOW_CUT_HZ, SILENT_RATE_HZ
 from hpc_brunel.labels import REGIMES, UNDETERMINED  # noqa: F401 - REGIMES: the labels this rule gives
 
 # The thresholds of the rule above, for the network (E + I). Each CV and chi_inf threshold
@@ -62,7 +62,7 @@ REGIME_THRESHOLDS = {
     "slow_chi_10ms_min": 0.113,  # slow peak and chi_inf on 10 ms bins at least this: SI-slow; else AI
     "fast_chi_1ms_min": 0.111,  # fast peak and chi_inf on 1 ms bins at least this: SI-fast; else AI
     "fast_peak_min_hz": 150.0,  # SI-fast's oscillation peaks at least here (D = 1.5 ms); lower: undetermined
-    "silent_rate_hz": 0.1,  # mean rate below this: "silent" (none of Brunel's four states)
+    "silent_rate_hz": SILENT_RATE_HZ,  # mean rate below this: "silent" (none of Brunel's four states)
     # a chi_inf is above (below) a threshold when rho - k SE (rho + k SE) is, k = margin_se;
     # otherwise the label is "undetermined"
     "margin_se": 0.5,

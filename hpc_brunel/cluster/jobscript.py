@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpc_brunel.constants import default_transient_ms
-from hpc_brunel.errors import ConfigError
+from hpc_brunel.errors import ConfigError, JobError
 from hpc_brunel.simulation import rundir
 
 
@@ -253,14 +253,18 @@ def write_examples(directory: Path) -> list[Path]:
 
 def sbatch(script: Path, dependency: list[str] | None = None, kind: str = "afterok") -> str:
     """Submit `script` with sbatch (after the `dependency` jobs, --dependency=<kind>:...);
-    returns the job id, raises RuntimeError with sbatch's message if it fails."""
+    returns the job id; raises JobError with sbatch's message if it fails."""
     cmd = ["sbatch", "--parsable"]
     if dependency:
         cmd.append(f"--dependency={kind}:" + ":".join(dependency))
     cmd.append(str(script))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise JobError("sbatch not found on PATH: submit from a SLURM login node (or use 'jobscript run' to "
+                       "print the script)") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"sbatch {script} failed: {proc.stderr.strip()}")
+        raise JobError(f"sbatch {script} failed: {proc.stderr.strip()}")
     return proc.stdout.strip().split(";")[0]
 
 
@@ -289,9 +293,9 @@ def submit_chain(c: Cluster, run_dir: Path, run_args: list[str]) -> tuple[str, s
     return run_id, ana_id
 
 
-def submit_series(series, out: Path, c: Cluster | None = None) -> int:
+def submit_series(series, out: Path, c: Cluster | None = None, log=print) -> None:
     """One job per scaling point (its own ranks x threads on one node), then the
-    plotting job with afterany on all of them."""
+    plotting job with afterany on all of them; `log` gets one line per job."""
     c = c or Cluster()
     out = Path(out).resolve()
     series.save(out)
@@ -303,11 +307,10 @@ def submit_series(series, out: Path, c: Cluster | None = None) -> int:
                        render_run(pc, run_dir, p.options(series), job_name=f"brunel-{p.name}",
                                   log_dir=out / "jobs"))
         ids.append(sbatch(script))
-        print(f"{p.name}: job {ids[-1]}")
+        log(f"{p.name}: job {ids[-1]}")
     # afterany: a failed point must not leave the plot pending forever; it is listed as missing.
     plot_id = sbatch(write(out / "jobs" / "plot.sbatch", render_series_plot(c, out)), ids, kind="afterany")
-    print(f"plot: job {plot_id} (afterany:{':'.join(ids)})")
-    return 0
+    log(f"plot: job {plot_id} (afterany:{':'.join(ids)})")
 
 
 def default_run_dir() -> Path:
@@ -316,10 +319,10 @@ def default_run_dir() -> Path:
     return rundir.default_run_dir(Path.cwd() / "runs").resolve()
 
 
-def submit_sweep(sweep, out: Path, c: Cluster) -> int:
+def submit_sweep(sweep, out: Path, c: Cluster, log=print) -> None:
     """The missing sweep points as one SLURM job array (each task one point,
     `ranks x threads` of its own), then a collect job (afterany) that draws the
-    phase diagram from whatever finished."""
+    phase diagram from whatever finished; `log` gets what was submitted."""
     from hpc_brunel.studies.sweep import point_done
 
     out = Path(out).resolve()
@@ -328,18 +331,14 @@ def submit_sweep(sweep, out: Path, c: Cluster) -> int:
     jobs.mkdir(parents=True, exist_ok=True)
     todo = [p for p in sweep.points if not point_done(out / p.name)]
     if not todo:
-        print("all points done already")
-        return 0
+        log("all points done already")
+        return
     for i, p in enumerate(todo):
         (jobs / f"point-{i}.args").write_text("\n".join(sweep.run_args(p, out / p.name)) + "\n")
         (jobs / f"point-{i}.dir").write_text(str(out / p.name) + "\n")
     transient = default_transient_ms(sweep.t_sim_ms)
     array = render_sweep_array(c, jobs, len(todo), sweep.ranks, sweep.threads, transient)
     array_id = sbatch(write(jobs / "sweep-array.sbatch", array))
-    collect = render_sweep_collect(c, jobs, out)
-    cmd = ["sbatch", "--parsable", f"--dependency=afterany:{array_id}", str(write(jobs / "collect.sbatch", collect))]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"sbatch collect failed: {proc.stderr.strip()}")
-    print(f"array job {array_id} ({len(todo)} points); collect job {proc.stdout.strip()} (afterany:{array_id})")
-    return 0
+    collect_id = sbatch(write(jobs / "collect.sbatch", render_sweep_collect(c, jobs, out)), [array_id],
+                        kind="afterany")
+    log(f"array job {array_id} ({len(todo)} points); collect job {collect_id} (afterany:{array_id})")

@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hpc_brunel.errors import EXIT_FAILURE, PREFIX
+from hpc_brunel.errors import EXIT_FAILURE, print_error
 
 # Launcher variables that tell how many ranks were started, whatever MPI says.
 # SLURM_STEP_NUM_TASKS is set by srun for the step (SLURM_NTASKS is also set in
@@ -257,8 +257,7 @@ class Parallel:
             traceback.print_exception(exc, file=sys.stderr)
             what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             ranks = f"aborting all {self.size} ranks (MPI_Abort)" if self.size > 1 else "exiting"
-            print(f"{PREFIX}rank {self.rank} failed in phase '{phase}': {what}; {ranks}",
-                  *notes, file=sys.stderr, flush=True)
+            print_error(f"rank {self.rank} failed in phase '{phase}': {what}; {ranks}", *notes)
         finally:  # whatever happened above (a broken pipe, another signal), the job ends
             if watchdog is not None:
                 watchdog.cancel()
@@ -269,8 +268,9 @@ def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:
     """ranks x threads for `cores` cores. Rule (measured, scaling/README.md and
     BENCHMARKS.md): one rank per core. For the 12,500-neuron network at 2 VPs,
     2x1 and 1x2 simulate equally fast (3.66 s vs 3.51 s) but NEST's connect phase
-    is not parallel over threads in this build (0.99 s vs 1.92 s) and 2x1 halves
-    the peak memory per rank (551 vs 1001 MiB). Without MPI: threads only."""
+    is not parallel over threads in this build (0.99 s vs 1.92 s; 2026-11-25) and 2x1
+    nearly halves the peak memory per rank (330 vs 587 MiB with the patched NEST,
+    `make bench-memory`, 2026-11-27). Without MPI: threads only."""
     cores = max(1, int(cores))
     return (cores, 1) if have_mpi else (1, cores)
 

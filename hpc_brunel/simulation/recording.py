@@ -49,6 +49,12 @@ def rank_file_name(rank: int) -> str:
     return f"rank_{rank:05d}.h5"
 
 
+def first_node_ids(n_excitatory: int) -> dict[str, int]:
+    """NEST's global id of each population's first neuron, as the rank files hold
+    them (NEST counts from 1; the network creates the excitatory population first)."""
+    return {"excitatory": 1, "inhibitory": 1 + int(n_excitatory)}
+
+
 class RankSpikeWriter:
     """Writes one rank's spikes to its own HDF5 file, chunk by chunk (SWMR: readable
     while the run goes on).

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpc_brunel.config import RunConfig
-from hpc_brunel.constants import POPULATIONS
-from hpc_brunel.errors import EXIT_OK, EXIT_TERMINATED, ConfigError
+from hpc_brunel.constants import CONFIG_TOML, POPULATIONS
+from hpc_brunel.errors import EXIT_OK, EXIT_TERMINATED, ConfigError, RunDirError
 from hpc_brunel.simulation import kernel, network, provenance, rundir
 from hpc_brunel.simulation.parallel import (
     GRACE_MARGIN_S,
@@ -251,7 +251,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     if par.is_root:
         try:
             lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=lambda free: needed_disk_bytes(cfg, free))
-        except rundir.RunDirError as e:
+        except RunDirError as e:
             err = str(e)
         else:
             run_id = uuid.uuid4().hex
@@ -268,14 +268,14 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 "config": cfg.to_dict(),
             })
             par.failure_hooks.append(failure_hook(run_dir, par, progress))
-            (run_dir / rundir.CONFIG_TOML).write_text(cfg.to_toml())
+            (run_dir / CONFIG_TOML).write_text(cfg.to_toml())
             rundir.update_run_json(run_dir, versions=provenance.versions(nest),
                                    nest_build_info=provenance.nest_build_info(nest),
                                    machine=provenance.machine(), slurm=provenance.slurm_context(),
                                    file_locking=lock.mode)
     err, run_id = par.bcast((err, run_id))
     if err:
-        raise rundir.RunDirError(err)
+        raise RunDirError(err)
     if not par.is_root:
         par.failure_hooks.append(failure_hook(run_dir, par, progress))
 

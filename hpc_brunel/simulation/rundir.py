@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from hpc_brunel.constants import (  # noqa: F401
+from hpc_brunel.constants import (
     ANALYSIS_JSON,
     CONFIG_TOML,
     FIGURES,
@@ -38,7 +38,6 @@ from hpc_brunel.constants import (  # noqa: F401
 from hpc_brunel.errors import RunDirError
 
 RUN_LAYOUT_VERSION = 1
-LOCK = LOCK_FILE
 # Files this package writes into a run directory; --overwrite removes these only.
 OWN_FILES = (RUN_JSON, CONFIG_TOML, SPIKES_FILE, ANALYSIS_JSON, REPORT_MD, *FIGURES)
 
@@ -140,7 +139,7 @@ class RunLock:
     `mode` says which of the two was used; it goes into run.json."""
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK
+        self.path = Path(run_dir) / LOCK_FILE
         self._fd: int | None = None
         self.mode = "fcntl"
 
@@ -220,7 +219,7 @@ class RunLock:
     def is_held(run_dir: Path) -> bool | None:
         """Whether a live process holds the run's lock. None: cannot tell (no file
         locks here, and the holder ran on another host)."""
-        path = Path(run_dir) / LOCK
+        path = Path(run_dir) / LOCK_FILE
         if not path.exists():
             return False
         try:  # read-only and a shared lock: works on another user's run and on a read-only mount

@@ -9,7 +9,7 @@ import numpy as np
 from hpc_brunel.config import RunConfig
 from hpc_brunel.constants import POPULATIONS
 from hpc_brunel.simulation import rundir
-from hpc_brunel.simulation.recording import RankSpikeWriter, rank_file_name
+from hpc_brunel.simulation.recording import RankSpikeWriter, first_node_ids, rank_file_name
 
 
 def write_run(run_dir: Path, *, n_ranks: int, n_excitatory: int, n_inhibitory: int, n_chunks: int,
@@ -31,7 +31,7 @@ def write_run(run_dir: Path, *, n_ranks: int, n_excitatory: int, n_inhibitory: i
         "decomposition": {"ranks": n_ranks, "threads_per_rank": 1, "virtual_processes": n_ranks},
         "config": d, "t_model_reached_ms": t_stop,
     })
-    first = {"excitatory": 1, "inhibitory": 1 + n_excitatory}
+    first = first_node_ids(n_excitatory)
     size = {"excitatory": n_excitatory, "inhibitory": n_inhibitory}
     truth = {p: ([], []) for p in POPULATIONS}
     steps_per_chunk = int(round(chunk_ms / resolution_ms))

@@ -326,20 +326,17 @@ def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task:
     return lines
 
 
-def command(args) -> int:
-    """`python -m hpc_brunel plan`: print the prediction and the model's error on
-    the measured points it was not fitted to."""
-    model, errors = load_model(args.table)
-    p = predict(model, neurons=args.neurons, ranks=args.ranks, threads=args.threads, rate_hz=args.rate_hz,
-                indegree=args.indegree)
-    print(f"{p.neurons:,} neurons ({p.synapses:,} synapses) on {p.ranks} rank(s) x {p.threads} thread(s), "
-          f"rate {p.rate_hz:g} Hz:")
-    print(f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all")
-    print(f"  simulate      {p.simulate_s_per_model_s:,.1f} s per model second (real-time factor)")
-    print(f"model: {model.m0_mib:.0f} MiB + {model.mib_per_synapse_on_rank * 2**20:.1f} B per synapse on the rank "
-          f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network; "
-          f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({args.table or DEFAULT_TABLE})")
+def report(p: Prediction, model: Model, errors: list[tuple[Point, float, float]], table: Path) -> list[str]:
+    """The lines `python -m hpc_brunel plan` prints: the prediction `p`, the fitted
+    `model` (from `table`) and its errors on the measured points it was not fitted to."""
+    lines = [f"{p.neurons:,} neurons ({p.synapses:,} synapses) on {p.ranks} rank(s) x {p.threads} thread(s), "
+             f"rate {p.rate_hz:g} Hz:",
+             f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all",
+             f"  simulate      {p.simulate_s_per_model_s:,.1f} s per model second (real-time factor)",
+             f"model: {model.m0_mib:.0f} MiB + {model.mib_per_synapse_on_rank * 2**20:.1f} B per synapse on the rank "
+             f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network; "
+             f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({table})"]
     for pt, e_mem, e_sim in errors:
-        print(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory {e_mem:+.1%}, "
-              f"time {e_sim:+.1%}")
-    return 0
+        lines.append(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory {e_mem:+.1%}, "
+                     f"time {e_sim:+.1%}")
+    return lines

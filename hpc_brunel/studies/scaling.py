@@ -5,7 +5,7 @@ decomposition x repetition) and one run directory per point. The same series
 description is run locally over mpirun (`run_local`) or handed to SLURM (the
 jobscript module renders one job per point). `collect` turns the finished run
 directories into one results table (JSON lines + CSV) with the machine and the
-date; `hpc_brunel.scaling_plots` draws it.
+date; `hpc_brunel.studies.scaling_plots` draws it.
 
 Per point we take NEST's kernel timers under NEST's own names (max and mean over
 ranks; per-thread timers were already reduced to their max over threads), the
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hpc_brunel.constants import RUN_JSON
-from hpc_brunel.errors import ConfigError
+from hpc_brunel.errors import ConfigError, JobError
 from hpc_brunel.simulation import provenance
 from hpc_brunel.simulation.parallel import mpirun_argv
 
@@ -197,7 +197,7 @@ def run_local(series: Series, directory: Path, *, python: str = sys.executable, 
         proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
         if proc.returncode != 0:
             errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()][:3]
-            raise RuntimeError(f"point {p.name} failed (exit {proc.returncode}): "
+            raise JobError(f"point {p.name} failed (exit {proc.returncode}): "
                                + (" | ".join(errors) or proc.stderr[-2000:]))
         log(f"[scale] {p.name}: {time.perf_counter() - t0:.1f} s")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hpc_brunel.config import RunConfig
 from hpc_brunel.constants import ANALYSIS_JSON, RUN_JSON, default_transient_ms
-from hpc_brunel.errors import EXIT_FAILURE, EXIT_OK, ConfigError, print_error
+from hpc_brunel.errors import ConfigError
 from hpc_brunel.simulation.parallel import mpirun_argv
 
 SWEEP_JSON = "sweep.json"
@@ -213,25 +213,20 @@ def run_local(sweep: Sweep, sweep_dir: Path, jobs: int = 1, log=print) -> list[s
     return failures
 
 
-AGREEMENT_MD = "agreement.md"
-
-
-def finish(out: Path, failures=(), log=print) -> int:
+def finish(out: Path, log=print) -> list[dict]:
     """Table, theory comparison and phase diagram of the points that finished.
 
     Parameters
     ----------
     out : pathlib.Path
         The sweep directory.
-    failures : sequence of str
-        Points that failed (one line each): printed as errors at the end.
     log : callable
         Where progress lines go.
 
     Returns
     -------
-    int
-        The exit status: 0, or 1 when a point failed.
+    list of dict
+        The sweep's table (`sweep_table.collect`).
     """
     from hpc_brunel.analysis.results import load_run
     from hpc_brunel.config import PRESETS, from_dict
@@ -265,6 +260,4 @@ def finish(out: Path, failures=(), log=print) -> int:
                                          rasters=examples, lines=lines)
         log(f"phase diagram: {path}")
     log(f"table: {out / sweep_table.SWEEP_CSV} ({len(rows)} of {len(sweep.points)} points)")
-    for f in failures:
-        print_error(f)
-    return EXIT_FAILURE if failures else EXIT_OK
+    return rows

@@ -51,7 +51,7 @@ import time
 import mpmath
 import numpy as np
 
-from hpc_brunel.constants import FAST_SLOW_CUT_HZ
+from hpc_brunel.constants import FAST_SLOW_CUT_HZ, SILENT_RATE_HZ
 from hpc_brunel.theory import meanfield
 from hpc_brunel.theory.meanfield import MeanFieldParams
 
@@ -60,7 +60,7 @@ from hpc_brunel.theory.meanfield import MeanFieldParams
 # branch (~1/(4 D) ~ 170 Hz) and its slow band (~1/tau, 7-32 Hz); see theory_label and
 # docs/regimes.md, "How the thresholds were found".
 # Rate below which a stationary state counts as quiescent ("Q").
-QUIESCENT_RATE_HZ = 0.1
+QUIESCENT_RATE_HZ = SILENT_RATE_HZ
 # An unstable state at more than this fraction of the saturation rate 1/t_ref is
 # Brunel's synchronous regular state (SR): neurons fire almost regularly, near
 # saturation, as in the excitation-dominated region g < 4 of his Fig. 8.

@@ -1,4 +1,4 @@
-"""Regime labels (hpc_brunel.regimes) on synthetic spike trains of known synchrony,
+"""Regime labels (hpc_brunel.analysis.regimes) on synthetic spike trains of known synchrony,
 at several recorded sizes: the finite-size floor of chi is corrected, and too
 little data gives "undetermined" instead of a guess. No NEST."""
 import numpy as np

@@ -1,5 +1,5 @@
-"""Streaming statistics (hpc_brunel.stream_stats) against the in-memory reference
-implementation (hpc_brunel.stats.population_stats) on the same synthetic spikes,
+"""Streaming statistics (hpc_brunel.analysis.stream_stats) against the in-memory reference
+implementation (hpc_brunel.analysis.stats.population_stats) on the same synthetic spikes,
 fed in chunks cut anywhere: through ISIs, through 1 ms and 10 ms bins, between
 spikes at the same time."""
 import tracemalloc

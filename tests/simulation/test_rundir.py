@@ -8,8 +8,10 @@ import os
 import pytest
 
 from hpc_brunel.config import RunConfig, apply_regime, resolve
+from hpc_brunel.constants import LOCK_FILE
+from hpc_brunel.errors import RunDirError
 from hpc_brunel.simulation import rundir
-from hpc_brunel.simulation.rundir import RunDirError, RunLock
+from hpc_brunel.simulation.rundir import RunLock
 
 
 def no_locks(monkeypatch, err=errno.ENOLCK):
@@ -32,7 +34,7 @@ def test_file_system_without_locks_neither_crashes_nor_hangs(tmp_path, monkeypat
     with pytest.raises(RunDirError, match="in use by another run.*its pid was checked"):
         rundir.prepare(run_dir, overwrite=True)
     lock.release()
-    assert not (run_dir / rundir.LOCK).exists() and RunLock.is_held(run_dir) is False
+    assert not (run_dir / LOCK_FILE).exists() and RunLock.is_held(run_dir) is False
 
 
 def test_without_locks_a_dead_holder_is_stale_and_another_host_cannot_be_checked(tmp_path, monkeypatch):
@@ -46,11 +48,11 @@ def test_without_locks_a_dead_holder_is_stale_and_another_host_cannot_be_checked
     os.waitpid(dead, 0)
     import socket
 
-    (run_dir / rundir.LOCK).write_text(f"host={socket.gethostname()} pid={dead} since=x\n")
+    (run_dir / LOCK_FILE).write_text(f"host={socket.gethostname()} pid={dead} since=x\n")
     assert RunLock.is_held(run_dir) is False
     rundir.prepare(run_dir, overwrite=True).release()  # stale: taken over
     rundir.write_run_json(run_dir, {"layout_version": rundir.RUN_LAYOUT_VERSION, "status": "running"})
-    (run_dir / rundir.LOCK).write_text("host=some-other-node pid=1 since=x\n")
+    (run_dir / LOCK_FILE).write_text("host=some-other-node pid=1 since=x\n")
     assert RunLock.is_held(run_dir) is None
     with pytest.raises(RunDirError, match="cannot check.*delete"):
         rundir.prepare(run_dir, overwrite=True)
@@ -66,15 +68,15 @@ def test_lock_taken_on_a_file_that_was_unlinked_meanwhile_is_retaken(tmp_path, m
     def lockf(fd, op):
         calls["n"] += 1
         if calls["n"] == 1:  # between B's open and B's lock: the old holder went away, a new file appeared
-            os.unlink(run_dir / rundir.LOCK)
-            (run_dir / rundir.LOCK).write_text("")
+            os.unlink(run_dir / LOCK_FILE)
+            (run_dir / LOCK_FILE).write_text("")
         return real_lockf(fd, op)
 
     monkeypatch.setattr(fcntl, "lockf", lockf)
     b = RunLock(run_dir)
     b.acquire()
     assert calls["n"] == 2  # it noticed and locked again, on the file that exists
-    assert os.fstat(b._fd).st_ino == os.stat(run_dir / rundir.LOCK).st_ino
+    assert os.fstat(b._fd).st_ino == os.stat(run_dir / LOCK_FILE).st_ino
     b.release()
 
 
@@ -86,7 +88,7 @@ def test_release_unlinks_before_it_lets_go(tmp_path, monkeypatch):
 
     def close(fd):
         if fd == lock._fd:
-            seen["exists_at_close"] = (tmp_path / rundir.LOCK).exists()
+            seen["exists_at_close"] = (tmp_path / LOCK_FILE).exists()
         real_close(fd)
 
     monkeypatch.setattr(os, "close", close)
@@ -165,11 +167,11 @@ def test_lock_of_a_run_we_may_not_write(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     rundir.write_run_json(run_dir, {"layout_version": rundir.RUN_LAYOUT_VERSION, "status": "running"})
-    (run_dir / rundir.LOCK).write_text("host=x pid=1 since=x\n")
+    (run_dir / LOCK_FILE).write_text("host=x pid=1 since=x\n")
     real_open = os.open
 
     def no_write_open(path, flags, *a):
-        if str(path).endswith(rundir.LOCK) and flags & (os.O_RDWR | os.O_WRONLY):
+        if str(path).endswith(LOCK_FILE) and flags & (os.O_RDWR | os.O_WRONLY):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, flags, *a)
 

@@ -1,5 +1,5 @@
 """Brunel's (2000) Fig. 8 states at full size (12,500 neurons), labelled from the
-spikes alone (hpc_brunel.regimes) on 2 ranks: the four presets at 1 s (first 100 ms
+spikes alone (hpc_brunel.analysis.regimes) on 2 ranks: the four presets at 1 s (first 100 ms
 discarded; at 300 ms a preset can be "undetermined", see README), a few recorded neurons, two
 held-out validation cases, and E_L != 0 against the mean field (see README, Regimes). That the
 config files are the presets is checked without NEST in tests/test_config.py."""
