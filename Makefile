@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-analyze bench-gather bench-size bench-memory clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -49,17 +49,22 @@ validate-regimes: setup
 	$(PY) analysis/regime_validation.py validate test
 	$(PY) analysis/regime_validation.py validate holdout
 
+# vs the hand-written script: on the PyPI wheel (script and hpc_brunel alike) and on our build (~6 min)
 bench: setup
-	$(PY) scaling/bench_vs_script.py --reps 3
+	$(PY) scaling/bench_vs_script.py --reps 5
+
+# the network's synapse model: 4 NEST static synapses x 1x2/2x1 x 12,500/50,000 neurons, and the
+# hand-written script on the same build, alternating (~35 min on 2 cores; BENCHMARKS.md)
+bench-synapse: setup
+	$(PY) scaling/bench_synapse_models.py $(BENCH_SYNAPSE_ARGS)
 
 # analyze on full-size runs of 1 s, 20 s and 100 s (made once under runs/bench-analyze, then reused):
 # spikes/s of gather + statistics and peak RSS; BENCH_ANALYZE_ARGS e.g. "--old-tree /tmp/old --durations-s 1,20"
 bench-analyze: setup
 	$(PY) scaling/bench_analyze.py $(BENCH_ANALYZE_ARGS)
 
-# gather time for 256 / 1,024 / 2,048 synthetic rank files (no NEST)
-# bigger networks at fixed in-degrees (12,500 .. 125,000 neurons; ~10 GB of memory, ~8 min on 2 cores);
-# its table calibrates and validates `hpc_brunel plan`
+# bigger networks at fixed in-degrees (12,500 .. 125,000 neurons), default and lean synapse model
+# (~12 GB of memory, ~25 min on 2 cores); its table calibrates and validates `hpc_brunel plan`
 bench-size: setup
 	$(PY) scaling/bench_network_size.py $(BENCH_SIZE_ARGS)
 
@@ -67,6 +72,7 @@ bench-size: setup
 bench-memory: setup
 	$(PY) scaling/bench_memory_phases.py $(BENCH_MEMORY_ARGS)
 
+# gather time for 256 / 1,024 / 2,048 synthetic rank files (no NEST)
 bench-gather: setup
 	$(PY) scaling/bench_gather.py $(BENCH_GATHER_ARGS)
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from hpc_brunel._version import __version__
-from hpc_brunel.config import PRESETS
+from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, PRESETS
 from hpc_brunel.errors import EXIT_BAD_INPUT, print_error
 
 
@@ -40,7 +40,7 @@ configuration, later wins:
   1. defaults (hpc_brunel/config.py; 'python -m hpc_brunel config' prints them)
   2. --config FILE.toml (a run's own config.toml included)
   3. --regime NAME: sets g and eta, over the values from --config
-  4. --set SECTION.KEY=VALUE and the shortcuts --t-sim-ms --seed --g --eta --record
+  4. --set SECTION.KEY=VALUE and the shortcuts --t-sim-ms --seed --g --eta --record --lean
 --regime together with --g, --eta or --set network.relative_inhibition/eta is an error
 (give one or the other). Threads per rank: --threads, else simulation.threads_per_rank,
 else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else 1."""
@@ -72,6 +72,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eta", type=float, metavar="ETA", help="external drive nu_ext/nu_thr, one value (network.eta)")
     p.add_argument("--record", type=int, metavar="N",
                    help="record only the first N neurons of each population (default: all)")
+    p.add_argument("--lean", action="store_true",
+                   help=f"lean mode for networks whose memory is the limit: the network's connections use "
+                        f"{LEAN_SYNAPSE_MODEL} (network.synapse_model; default {DEFAULT_SYNAPSE_MODEL}, the fastest; "
+                        "BENCHMARKS.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "ranks x threads (one rank per core; see BENCHMARKS.md)")
     la.add_argument("--mpirun", default="mpirun", metavar="COMMAND",
                     help="the MPI launcher to run (default: mpirun on PATH; Open MPI's options are added)")
-    la.add_argument("rest", nargs=argparse.REMAINDER, help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
+    la.add_argument("rest", nargs=argparse.REMAINDER,
+                    help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 
     pl = sub.add_parser("plan", help="predict peak memory per rank and simulate time per model second of a "
                                      "network size on ranks x threads, from measured runs",
@@ -191,9 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--rate-hz", type=float, default=38.0,
                     help="mean firing rate [Hz] (default 38, the AI state; SR fires at ~330)")
     pl.add_argument("--indegree", type=_positive_int, default=1250, help="C_E + C_I (default 1250)")
-    pl.add_argument("--table", type=Path, default=None,
-                    help="network_size.csv of measured runs to fit (default: the one measured with this package, "
-                         "hpc_brunel/data/network_size.csv; scaling/bench_network_size.py makes one)")
+    pl.add_argument("--table", type=Path, action="append", default=None,
+                    help="measured runs to fit: a network_size.csv (default: the one measured with this package, "
+                         "hpc_brunel/data/network_size.csv; scaling/bench_network_size.py makes one) or a scaling "
+                         "series (its directory or results.csv: 'hpc_brunel scale strong|weak' run on your "
+                         "cluster); repeat to fit several together")
+    pl.add_argument("--lean", action="store_true",
+                    help=f"predict lean mode ({LEAN_SYNAPSE_MODEL}) first (default: {DEFAULT_SYNAPSE_MODEL}); "
+                         "every synapse model of the table is shown")
+    pl.add_argument("--mem-per-node-gib", type=float, default=None, metavar="GIB",
+                    help="memory per node of your allocation: say which synapse models fit in it")
+    pl.add_argument("--ranks-per-node", type=_positive_int, default=None,
+                    help="ranks on one node (default: all --ranks on one node), with --mem-per-node-gib")
+    pl.add_argument("--delay-ms", type=float, default=1.5,
+                    help="min delay [ms]: one spike exchange per delay (communication term; default 1.5)")
+    pl.add_argument("--latency-us", type=float, default=1.5,
+                    help="assumed MPI latency per message [us] (communication term; default 1.5, InfiniBand class)")
+    pl.add_argument("--bandwidth-gbs", type=float, default=10.0,
+                    help="assumed bandwidth per rank [GB/s] (communication term; default 10)")
 
     c = sub.add_parser("config", help="print the resolved configuration as TOML", epilog=PRECEDENCE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -228,6 +248,8 @@ def add_jobscript_parser(sub) -> None:
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
                    help="extra #SBATCH line, e.g. --sbatch=--mem=0 (repeatable)")
     j.add_argument("--run-args", default="", help="options for 'hpc_brunel run', e.g. '--t-sim-ms 500'")
+    j.add_argument("--plan-table", type=Path, action="append", default=None, metavar="TABLE",
+                   help="measured runs for the printed plan (as 'plan --table'; default: the shipped table)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

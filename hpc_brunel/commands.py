@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from hpc_brunel.config import parse_override, resolve
+from hpc_brunel.config import LEAN_SYNAPSE_MODEL, parse_override, resolve
 from hpc_brunel.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -67,6 +67,12 @@ def config_from_args(args):
     }
     if getattr(args, "no_analyze", False):
         short[("analysis", "run_after_simulation")] = False
+    if getattr(args, "lean", False):
+        named = [ov["network"]["synapse_model"] for ov in overrides if "synapse_model" in ov.get("network", {})]
+        if named and named[-1] != LEAN_SYNAPSE_MODEL:
+            raise ConfigError(f"--lean sets network.synapse_model = {LEAN_SYNAPSE_MODEL}; --set "
+                              f"network.synapse_model={named[-1]} conflicts with it: give one or the other")
+        short[("network", "synapse_model")] = LEAN_SYNAPSE_MODEL
     if args.regime:
         given = [flag for flag, v in (("--g", args.g), ("--eta", args.eta)) if v is not None]
         given += [f"--set network.{k}" for ov in overrides for k in ov.get("network", {})
@@ -299,14 +305,19 @@ def cmd_jobscript(args) -> int:
                   workdir=args.workdir or J.default_workdir(), srun_mpi=args.srun_mpi,
                   exclusive=not args.no_exclusive, extra_sbatch=args.extra_sbatch).validate()
     if args.run_namespace is not None:  # run/chain: what the allocation must hold, from the run's own config
-        from hpc_brunel.studies.plan import allocation_warnings
+        from hpc_brunel.studies.plan import allocation_warnings, table_path
 
         try:
             cfg = config_from_args(args.run_namespace)
         except ConfigError as e:
             raise ConfigError(f"--run-args: {e}") from None
+        tables = args.plan_table
+        for t in tables or []:
+            if not table_path(t).is_file():
+                raise ConfigError(f"--plan-table {t}: no such file (a network_size.csv or a scaling series)")
         for line in allocation_warnings(cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
-                                        cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch):
+                                        cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch,
+                                        table=[table_path(t) for t in tables] if tables else None):
             print(line, file=sys.stderr)
     if not c.venv and args.venv is None:
         print("hpc_brunel: note: no virtual environment is active: the jobs use the python found on PATH "
@@ -328,17 +339,41 @@ def cmd_jobscript(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    """`plan`: predicted peak memory and simulate time of a network on ranks x threads."""
+    """`plan`: predicted peak memory and simulate time of a network on ranks x threads, per synapse model."""
+    from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL
     from hpc_brunel.studies import plan
 
-    table = args.table or plan.DEFAULT_TABLE
-    if not Path(table).is_file():
-        raise ConfigError(f"--table {table}: no such file (a network_size.csv written by "
-                          "scaling/bench_network_size.py)")
-    model, errors = plan.load_model(args.table)
-    p = plan.predict(model, neurons=args.neurons, ranks=args.ranks, threads=args.threads, rate_hz=args.rate_hz,
-                     indegree=args.indegree)
-    print("\n".join(plan.report(p, model, errors, table)))
+    tables = [plan.table_path(t) for t in (args.table or [plan.DEFAULT_TABLE])]
+    for given, table in zip(args.table or [plan.DEFAULT_TABLE], tables):
+        if not table.is_file():
+            raise ConfigError(f"--table {given}: no such file (a network_size.csv written by "
+                              "scaling/bench_network_size.py, or a scaling series with a results.csv)")
+    for name, value in (("--rate-hz", args.rate_hz), ("--delay-ms", args.delay_ms), ("--latency-us", args.latency_us),
+                        ("--bandwidth-gbs", args.bandwidth_gbs)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} = {value:g}: allowed a finite number > 0")
+    if args.mem_per_node_gib is not None and not (math.isfinite(args.mem_per_node_gib) and args.mem_per_node_gib > 0):
+        raise ConfigError(f"--mem-per-node-gib = {args.mem_per_node_gib:g}: allowed a finite number of GiB > 0")
+    comm = plan.Communication(latency_s=args.latency_us * 1e-6, bandwidth_b_per_s=args.bandwidth_gbs * 1e9,
+                              delay_ms=args.delay_ms)
+    try:
+        models = plan.load_models(tables, communication=comm)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"--table {' '.join(map(str, tables))}: not a table of measured runs ({e})") from None
+    table = ", ".join(map(str, tables))
+    wanted = LEAN_SYNAPSE_MODEL if args.lean else DEFAULT_SYNAPSE_MODEL
+    first = wanted if wanted in models else next(iter(models))
+    if wanted not in models:
+        print(f"hpc_brunel: note: {table} has no runs with {wanted}; predicting {first}", file=sys.stderr)
+
+    def predict(model):
+        return plan.predict(model, neurons=args.neurons, ranks=args.ranks, threads=args.threads,
+                            rate_hz=args.rate_hz, indegree=args.indegree)
+
+    model, errors = models[first]
+    others = {name: predict(m) for name, (m, _) in models.items() if name != first}
+    mem = args.mem_per_node_gib * 1024 if args.mem_per_node_gib is not None else None
+    print("\n".join(plan.report(predict(model), model, errors, table, others, mem, args.ranks_per_node)))
     return EXIT_OK
 
 

@@ -26,7 +26,15 @@ CONFIG_SCHEMA_VERSION = 2
 
 NEURON_MODELS = ("iaf_psc_delta",)
 V_INIT_DISTRIBUTIONS = ("fixed", "uniform")
-SYNAPSE_MODELS = ("static_synapse_hom_w", "static_synapse")
+# NEST's static synapses for the network's connections (weight and delay set per sign on a
+# CopyModel): "_hom_w" keeps one weight per model instead of per connection, "_hpc" a compact
+# target index instead of a pointer. All four give identical spikes; their speed and memory are
+# measured in BENCHMARKS.md ("The network's synapse model").
+SYNAPSE_MODELS = ("static_synapse", "static_synapse_hpc", "static_synapse_hom_w", "static_synapse_hom_w_hpc")
+# The default is the fastest of them, the lean mode (`run --lean`) the one with the least memory,
+# both chosen by that measurement (same NEST build, 1x2 and 2x1, 12,500 and 50,000 neurons).
+DEFAULT_SYNAPSE_MODEL = "static_synapse"
+LEAN_SYNAPSE_MODEL = "static_synapse_hom_w_hpc"
 
 # Brunel (2000), Fig. 8: (g, eta) of the four example states. Everything else is
 # the default network.
@@ -50,7 +58,7 @@ class NetworkConfig:
     relative_inhibition: float = 5.0  # g, inhibitory weight = -g J
     delay_ms: float = 1.5  # D
     eta: float = 2.0  # nu_ext / nu_thr
-    synapse_model: str = "static_synapse_hom_w"
+    synapse_model: str = DEFAULT_SYNAPSE_MODEL  # LEAN_SYNAPSE_MODEL with run --lean
     allow_autapses: bool = True
     allow_multapses: bool = True
 

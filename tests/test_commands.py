@@ -65,6 +65,9 @@ def test_an_unexpected_error_is_not_bad_input():
 
 @pytest.mark.parametrize("argv, text", [
     (["plan", "--table", "missing.csv"], "--table missing.csv: no such file"),
+    (["plan", "--latency-us", "-1"], "--latency-us = -1: allowed a finite number > 0"),
+    (["plan", "--mem-per-node-gib", "0"], "--mem-per-node-gib = 0: allowed"),
+    (["config", "--lean", "--set", "network.synapse_model=static_synapse_hpc"], "--lean sets network.synapse_model"),
     (["scale", "strong", "--run-args", "'x"], "--run-args \"'x\""),
     (["jobscript", "analyze", "--run-args", "'x"], "--run-args \"'x\""),
     (["jobscript", "run", "--ntasks-per-node", "0"], "--ntasks-per-node = 0: allowed integers >= 1"),
@@ -77,3 +80,20 @@ def test_bad_input_of_a_single_process_command_is_one_line_and_exit_2(tmp_path, 
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hpc_brunel: error: ") and text in lines[0], proc.stderr
+
+
+def test_lean_selects_the_lean_synapse_model_and_plan_shows_both():
+    from hpc_brunel.cli import parse_args
+    from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL
+
+    assert commands.config_from_args(parse_args(["config"])).network.synapse_model == DEFAULT_SYNAPSE_MODEL
+    assert commands.config_from_args(parse_args(["config", "--lean"])).network.synapse_model == LEAN_SYNAPSE_MODEL
+    same = parse_args(["config", "--lean", "--set", f"network.synapse_model={LEAN_SYNAPSE_MODEL}"])
+    assert commands.config_from_args(same).network.synapse_model == LEAN_SYNAPSE_MODEL
+    ns = parse_args(["jobscript", "run", "--run-args", "--lean --t-sim-ms 500"])
+    assert commands.config_from_args(ns.run_namespace).network.synapse_model == LEAN_SYNAPSE_MODEL
+    proc = subprocess.run([sys.executable, "-m", "hpc_brunel", "plan", "--neurons", "125000", "--ranks", "2", "--lean"],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    first, rest = proc.stdout.splitlines()[0], proc.stdout
+    assert LEAN_SYNAPSE_MODEL in first and "lean" in first and f"{DEFAULT_SYNAPSE_MODEL} = default" in rest

@@ -77,6 +77,7 @@ BAD = [
     ("simulation.rng_seed=0", "simulation.rng_seed"),
     ("recording.n_record_per_population=5000", "recording.n_record_per_population"),
     ("analysis.t_transient_ms=5000", "analysis.t_transient_ms"),
+    ('network.synapse_model="stdp_synapse"', "network.synapse_model"),
 ]
 
 
@@ -182,3 +183,14 @@ def test_uniform_start_ignores_the_fixed_value():
     cfg = C.resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
                                            "v_init_distribution": "uniform"}}])
     assert cfg.neuron.v_init_mv == 0.0  # not used: V_m(0) ~ U(E_L, V_th)
+
+
+def test_every_static_synapse_is_a_network_synapse_model_and_lean_is_one_of_them():
+    for model in C.SYNAPSE_MODELS:
+        assert C.resolve(overrides=[{"network": {"synapse_model": model}}]).network.synapse_model == model
+    assert C.RunConfig().network.synapse_model == C.DEFAULT_SYNAPSE_MODEL
+    assert {C.DEFAULT_SYNAPSE_MODEL, C.LEAN_SYNAPSE_MODEL} <= set(C.SYNAPSE_MODELS)
+    assert C.DEFAULT_SYNAPSE_MODEL != C.LEAN_SYNAPSE_MODEL
+    with pytest.raises(ConfigError) as e:
+        C.resolve(overrides=[{"network": {"synapse_model": "static_synapse_lbl"}}])
+    assert all(m in str(e.value) for m in C.SYNAPSE_MODELS)

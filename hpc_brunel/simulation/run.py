@@ -85,6 +85,61 @@ class StopRequest:
         return est_remaining_s > left
 
 
+# The simulate phase's wall time by part (run.json ranks[].simulate_parts_s): NEST's
+# Simulate() calls (its time_simulate, plus Prepare/Cleanup around each call), then
+# what hpc_brunel does after each chunk.
+SIMULATE_PARTS = ("nest_simulate_calls", "read_nest_timers", "read_recorders", "write_spikes",
+                  "progress_and_stop_check")
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux: /proc/self/stat and /proc/uptime,
+    10 ms resolution); None where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime_s = float(f.read().split()[0])
+        return uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def overhead_outside_nest(summary: dict, nest_timers_s: dict) -> dict:
+    """Where one rank's wall time went that is not NEST's own work, in seconds.
+
+    NEST's own work: time_construction_create + time_construction_connect (the
+    build), time_simulate (every Simulate call's update-deliver-communicate loop)
+    and time_communicate_prepare (the first Prepare: NEST builds its connection
+    infrastructure there; any script pays it once). Everything else is overhead:
+
+    - startup_s: process start -> the run begins (Python, imports, MPI init, the NEST
+      checks); a hand-written script pays most of it too, so it is shown apart;
+    - build_s: the build's wall time minus NEST's create and connect;
+    - prepare_cleanup_s: the Simulate calls' wall time minus time_simulate and the
+      first Prepare: NEST's Prepare/Cleanup of every further chunk (the price of
+      chunked recording);
+    - read_nest_timers_s, read_recorders_s, write_spikes_s, progress_and_stop_check_s:
+      hpc_brunel's work after each chunk (simulate_parts_s);
+    - outside_nest_s: all of them but startup; share_of_simulate: that / time_simulate.
+    """
+    ph, parts = summary["python_phases_s"], summary.get("simulate_parts_s", {})
+    t = nest_timers_s
+    nest_build = t.get("time_construction_create", 0.0) + t.get("time_construction_connect", 0.0)
+    first_prepare = t.get("time_communicate_prepare", 0.0)
+    out = {
+        "startup_s": summary.get("startup_s"),
+        "build_s": max(0.0, ph.get("build_network", 0.0) - nest_build),
+        "prepare_cleanup_s": max(0.0, parts.get("nest_simulate_calls", 0.0) - t.get("time_simulate", 0.0)
+                                 - first_prepare),
+        **{f"{k}_s": parts.get(k, 0.0) for k in SIMULATE_PARTS[1:]},
+    }
+    out["outside_nest_s"] = sum(v for k, v in out.items() if k != "startup_s" and v is not None)
+    sim = t.get("time_simulate", 0.0)
+    out["share_of_simulate"] = out["outside_nest_s"] / sim if sim > 0 else None
+    return out
+
+
 def chunk_ends_ms(t_sim_ms: float, chunk_ms: float, resolution_ms: float) -> list[float]:
     """Chunk boundaries on the resolution grid, the last one exactly at t_sim."""
     steps_total = round(t_sim_ms / resolution_ms)
@@ -111,7 +166,7 @@ def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
 
 
 def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, run_id: str,
-             stop: StopRequest, progress: Progress | None = None) -> dict:
+             stop: StopRequest, progress: Progress | None = None, startup_s: float | None = None) -> dict:
     """Build and simulate on this rank; write this rank's file. Returns the
     rank's summary (collectives inside: call on every rank)."""
     from hpc_brunel.simulation.recording import (  # h5py: only once NEST is checked
@@ -160,19 +215,32 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     timers: dict[str, float] = {}
     n_events = dict.fromkeys(net.recorders, 0)  # NEST's own count, to check the files against
     wall0 = time.perf_counter()
+    # Wall time of the simulate phase by part (s): NEST's Simulate() calls, and what
+    # happens between them (the overhead outside NEST; see overhead_outside_nest).
+    parts = dict.fromkeys(SIMULATE_PARTS, 0.0)
+    clock = time.perf_counter
     with timer("simulate"):
         # One Simulate() per chunk: NEST refuses to reset a recorder inside a
         # Prepare/Run/Cleanup context, and the recorder must be emptied after
         # every chunk to keep memory bounded. Prepare after the first is cheap.
         for t_end in ends:
+            t0 = clock()
             nest.Simulate(t_end - t_done_ms)
+            t1 = clock()
             kernel.accumulate_timers(timers, nest)
             t_done_ms = t_end
+            t2 = clock()
             chunk = {p: read_recorder(r) for p, r in net.recorders.items()}
             for p, (_, _, n) in chunk.items():
                 n_events[p] += n
             par.phase = "write_spikes"
+            t3 = clock()
             writer.append_chunk(t_start_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
+            t4 = clock()
+            parts["nest_simulate_calls"] += t1 - t0
+            parts["read_nest_timers"] += t2 - t1
+            parts["read_recorders"] += t3 - t2
+            parts["write_spikes"] += t4 - t3
             progress.t_model_reached_ms = t_start_ms + t_end
             if "first_chunk" not in mem_phases:
                 mem_phases["first_chunk"] = kernel.memory_kib().get("VmRSS", 0)
@@ -180,14 +248,17 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             wall = time.perf_counter() - wall0
             remaining = wall / t_done_ms * (sim.t_sim_ms - t_done_ms)
             # Collective: all ranks stop at the same boundary, whoever got the signal.
-            if t_end < ends[-1] and par.max(int(stop.wants_stop(remaining))):
+            stop_here = t_end < ends[-1] and par.max(int(stop.wants_stop(remaining)))
+            if stop_here:
                 status = "terminated"
                 log.warning("stop requested: stopping at model time %.1f ms of %.1f ms (data flushed)",
                             t_done_ms, sim.t_sim_ms)
-                break
-            if par.is_root:
+            elif par.is_root:
                 log.info("simulated %7.1f / %.1f ms  wall %6.1f s  real-time factor %.2f",
                          t_done_ms, sim.t_sim_ms, wall, wall / (t_done_ms / 1000.0))
+            parts["progress_and_stop_check"] += clock() - t4
+            if stop_here:
+                break
 
     summary = {
         "status": status,
@@ -197,7 +268,9 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "spikes": writer.spike_counts,
         "n_events": n_events,
         "nest_timers_s": timers,
+        "startup_s": startup_s,
         "python_phases_s": timer.times_s,
+        "simulate_parts_s": parts,
         "memory_kib": kernel.memory_kib(),
         "memory_phases_kib": mem_phases,  # VmRSS after kernel set-up, network build, warm-up, first chunk
         "kernel_settings": kernel_settings,
@@ -244,6 +317,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
             argv: list[str], grace_s: float = 0.0) -> int:
     """The whole run on every rank. Returns the exit status."""
     t0 = time.perf_counter()
+    startup_s = process_age_s()
     progress = Progress(t_model_reached_ms=cfg.simulation.presim_ms)
     # --- run directory: rank 0 decides, everyone learns the outcome ---------
     par.phase = "prepare_run_dir"
@@ -288,7 +362,8 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
 
     stop = StopRequest(grace_s)
     try:
-        summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop, progress=progress)
+        summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop, progress=progress,
+                           startup_s=startup_s)
     finally:
         stop.restore()
     par.phase = "finish_record"
@@ -312,9 +387,12 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
         mean_rate_hz=rates,
         synapses_total=sum(s["synapses"] for s in summaries),
         wall_time_s=time.perf_counter() - t0,
-        ranks=[{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
-                                  "python_phases_s")}
+        ranks=[{**{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
+                                     "python_phases_s", "simulate_parts_s", "startup_s")},
+                "overhead_outside_nest": overhead_outside_nest(s, s["nest_timers_s"])}
                for s in summaries],
+        overhead_outside_nest=max((overhead_outside_nest(s, s["nest_timers_s"]) for s in summaries),
+                                  key=lambda o: o["outside_nest_s"]),
         nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
                            for k in summary["nest_timers_s"]},
         kernel_settings=summary["kernel_settings"],
@@ -342,6 +420,11 @@ def print_summary(record: dict, run_dir: Path) -> None:
         f"(NEST connect {timers.get('time_construction_connect', 0):.2f} s), "
         f"simulate {ph.get('simulate', 0):.2f} s (NEST {timers.get('time_simulate', 0):.2f} s)",
     ]
+    over = record.get("overhead_outside_nest")
+    if over and over.get("share_of_simulate") is not None:
+        lines.append(f"  outside NEST    {over['outside_nest_s']:.2f} s = {over['share_of_simulate']:.1%} of NEST's "
+                     f"simulate (build, chunk Prepare/Cleanup, recorders, HDF5, progress; run.json "
+                     f"overhead_outside_nest), start-up {over['startup_s'] or 0:.2f} s")
     print("\n".join(lines), flush=True)
 
 

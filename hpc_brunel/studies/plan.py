@@ -1,33 +1,61 @@
 """Plan a run before submitting it: peak memory per rank and simulate time per
-model second for a network size and a decomposition, from measured points.
+model second for a network size, a decomposition and a synapse model, from
+measured points.
 
-Models (pure functions; the constants are fitted to a table of measured runs,
-`scaling/bench_network_size.py`'s network_size.csv, and can be refitted to a
-cluster's own table with --table):
+Models (pure functions; the constants are fitted, per synapse model, to a table
+of measured runs - the shipped hpc_brunel/data/network_size.csv made by
+`scaling/bench_network_size.py`, or a cluster's own via --table, e.g. the
+results.csv of `hpc_brunel scale weak` run there):
 
   peak memory per rank [MiB] = M0 + a * synapses on the rank + b * neurons in the network
       NEST stores a connection on the rank of its target neuron (a), and every
       rank keeps per-neuron structures for the whole network (b); M0 is Python,
       NEST and the libraries.
-  simulate time per model second [s] = c * (E / VPs) ** p,   E = N * rate * (C_E + C_I)
-      E is the number of spike deliveries per model second; p > 1 because the
-      delivery of a bigger network per VP misses the caches more often.
+  simulate time per model second [s] = c * (E / VPs) ** p  +  communication
+      E is the number of spike deliveries per model second (N * rate * (C_E + C_I));
+      p > 1 because the delivery of a bigger network per VP misses the caches
+      more often. The fit contains the communication of the measured rank counts
+      only; beyond them the communication term below is added.
+
+  communication [s per model second] (an assumption, not a measurement): NEST 3
+      exchanges spikes with one MPI_Alltoall per min-delay interval (Jordan et
+      al. 2018, Front. Neuroinform. 12:2, "Extremely scalable spiking neuronal
+      network simulation code"), each spike once per rank that holds one of its
+      targets (an 8-byte SpikeData entry). Costed as the pairwise-exchange
+      Alltoall of Thakur, Rabenseifner & Gropp (2005), Int. J. High Perform.
+      Comput. Appl. 19(1):49-66: (R - 1) * alpha + n * beta per exchange, n the
+      bytes one rank sends; alpha = 1.5 us and 1/beta = 10 GB/s (an InfiniBand
+      HDR-class interconnect; --latency-us / --bandwidth-gbs change them). It
+      assumes a balanced load and no contention, so it is a lower bound: waiting
+      for the slowest rank, which dominates NEST's communication time at
+      thousands of ranks in Jordan et al. (2018), is not in it.
 
 Fitting uses the rows marked for calibration only; the others are the
-validation set, and `plan` prints the error on them.
+validation set, and `plan` prints the error on them. Predictions outside the
+measured range of a model (neurons, ranks, threads, virtual processes) say so.
 """
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL
+
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "network_size.csv"  # package data
-# Calibration rows of the shipped table: (neurons, ranks, threads); the rest validate.
+# Calibration rows of the shipped table, per synapse model: (neurons, ranks, threads); the rest validate.
 CALIBRATION = ((12500, 2, 1), (50000, 2, 1), (12500, 1, 1))
+# The synapse model of a table without a synapse_model column (tables made before it existed).
+UNNAMED_MODEL = "static_synapse_hom_w"
+
+# The communication assumption (module docstring).
+LATENCY_S = 1.5e-6  # alpha, per message
+BANDWIDTH_B_PER_S = 10e9  # 1 / beta
+SPIKE_ENTRY_BYTES = 8  # NEST 3: one SpikeData per spike and target rank
+DELAY_MS = 1.5  # the min delay of the default network: one spike exchange per delay
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,8 @@ class Point:
         Peak resident memory of one rank, MiB.
     simulate_s_per_model_s : float
         NEST's simulate time per second of model time, s (the real-time factor).
+    synapse_model : str
+        The network's synapse model.
     """
 
     neurons: int
@@ -57,6 +87,7 @@ class Point:
     rate_hz: float
     peak_rss_per_rank_mib: float
     simulate_s_per_model_s: float
+    synapse_model: str = UNNAMED_MODEL
 
     @property
     def vps(self) -> int:
@@ -65,8 +96,40 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Communication:
+    """The assumed cost of NEST's spike exchange (module docstring).
+
+    Attributes
+    ----------
+    latency_s : float
+        alpha: time per message, s.
+    bandwidth_b_per_s : float
+        1 / beta: bytes per second one rank sends.
+    delay_ms : float
+        Min delay: one exchange per delay_ms of model time.
+    """
+
+    latency_s: float = LATENCY_S
+    bandwidth_b_per_s: float = BANDWIDTH_B_PER_S
+    delay_ms: float = DELAY_MS
+
+    def s_per_model_s(self, neurons: int, ranks: int, rate_hz: float, indegree: int) -> float:
+        """Seconds of spike exchange per model second on `ranks` ranks (0 on one rank).
+
+        A neuron's ~indegree targets (out-degree = in-degree on average) lie on
+        R (1 - (1 - 1/R)^indegree) ranks; its spike is sent once to each."""
+        if ranks <= 1:
+            return 0.0
+        exchanges = 1000.0 / self.delay_ms
+        spikes_per_exchange = neurons / ranks * rate_hz * self.delay_ms / 1000.0
+        target_ranks = ranks * (1.0 - (1.0 - 1.0 / ranks) ** indegree)
+        bytes_sent = spikes_per_exchange * target_ranks * SPIKE_ENTRY_BYTES
+        return exchanges * ((ranks - 1) * self.latency_s + bytes_sent / self.bandwidth_b_per_s)
+
+
+@dataclass(frozen=True)
 class Model:
-    """The fitted memory and time models (module docstring).
+    """The fitted memory and time models of one synapse model (module docstring).
 
     Attributes
     ----------
@@ -80,6 +143,12 @@ class Model:
         Simulate time per model second = c_s * (spike deliveries per VP per model second) ** p.
     indegree : int
         C_E + C_I assumed when none is given (1250: Brunel's model A).
+    synapse_model : str
+        The network's synapse model of the measured runs.
+    ranges : dict
+        The measured range: {"neurons"|"ranks"|"threads"|"vps": (min, max)} over the table's rows.
+    communication : Communication
+        The communication term added beyond the measured rank counts.
     """
 
     m0_mib: float
@@ -88,6 +157,9 @@ class Model:
     c_s: float
     p: float
     indegree: int = 1250  # C_E + C_I of the calibration runs
+    synapse_model: str = UNNAMED_MODEL
+    ranges: dict = field(default_factory=dict, compare=False)
+    communication: Communication = field(default_factory=Communication, compare=False)
 
     def peak_rss_per_rank_mib(self, neurons: int, ranks: int, synapses: int | None = None) -> float:
         """Predicted peak memory of one rank, MiB, for `neurons` on `ranks` ranks
@@ -95,10 +167,38 @@ class Model:
         syn = synapses if synapses is not None else neurons * (self.indegree + 2)
         return self.m0_mib + self.mib_per_synapse_on_rank * syn / ranks + self.mib_per_neuron_in_network * neurons
 
-    def simulate_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None) -> float:
-        """Predicted simulate time per model second, s, for `neurons` firing at rate_hz on `vps` VPs."""
+    def compute_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None) -> float:
+        """The fitted part: update and delivery of `neurons` firing at rate_hz on `vps` VPs, s per model second."""
         deliveries = neurons * rate_hz * (indegree or self.indegree)
         return self.c_s * (deliveries / vps) ** self.p
+
+    def extra_communication_s_per_model_s(self, neurons: int, ranks: int, rate_hz: float,
+                                          indegree: int | None = None) -> float:
+        """The communication of `ranks` ranks beyond that of the most ranks measured (in the fit already)."""
+        k = indegree or self.indegree
+        measured = self.ranges.get("ranks", (1, 1))[1]
+        if ranks <= measured:
+            return 0.0
+        c = self.communication
+        return c.s_per_model_s(neurons, ranks, rate_hz, k) - c.s_per_model_s(neurons, measured, rate_hz, k)
+
+    def simulate_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None,
+                               ranks: int | None = None) -> float:
+        """Predicted simulate time per model second, s: the fitted part for `neurons` firing at
+        rate_hz on `vps` VPs, plus the communication of `ranks` beyond the measured rank counts."""
+        t = self.compute_s_per_model_s(neurons, vps, rate_hz, indegree)
+        return t + (self.extra_communication_s_per_model_s(neurons, ranks, rate_hz, indegree) if ranks else 0.0)
+
+    def outside_range(self, *, neurons: int, ranks: int, threads: int) -> list[str]:
+        """What of (neurons, ranks, threads, VPs) lies outside the measured range, one phrase each."""
+        out = []
+        for name, value in (("neurons", neurons), ("ranks", ranks), ("threads", threads), ("vps", ranks * threads)):
+            lo, hi = self.ranges.get(name, (value, value))
+            if value > hi:
+                out.append(f"{name} {value:,} > {hi:,}")
+            elif value < lo:
+                out.append(f"{name} {value:,} < {lo:,}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,7 +216,13 @@ class Prediction:
     peak_rss_per_rank_mib, peak_rss_total_mib : float
         Predicted peak memory of one rank and of all ranks together, MiB.
     simulate_s_per_model_s : float
-        Predicted simulate time per second of model time, s.
+        Predicted simulate time per second of model time, s (communication included).
+    communication_s_per_model_s : float
+        Of that, the assumed communication beyond the measured rank counts, s.
+    synapse_model : str
+        The network's synapse model the prediction is for.
+    outside_range : tuple of str
+        What lies outside the measured range (empty: an interpolation).
     """
 
     neurons: int
@@ -127,16 +233,47 @@ class Prediction:
     peak_rss_per_rank_mib: float
     peak_rss_total_mib: float
     simulate_s_per_model_s: float
+    communication_s_per_model_s: float = 0.0
+    synapse_model: str = UNNAMED_MODEL
+    outside_range: tuple = ()
+
+    def range_note(self) -> str:
+        """'' inside the measured range, else the phrase that flags an extrapolation."""
+        if not self.outside_range:
+            return ""
+        return f" [EXTRAPOLATED: outside the measured range: {', '.join(self.outside_range)}]"
+
+
+def seconds(x: float) -> str:
+    """A duration for people: 3 significant digits, never '0.0' for a positive value."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _column(r: dict, *names: str) -> str:
+    for n in names:
+        if r.get(n) not in (None, ""):
+            return r[n]
+    raise KeyError(f"none of the columns {', '.join(names)}")
+
+
+def table_path(path: Path) -> Path:
+    """The CSV to read: `path` itself, or a scaling series directory's results.csv."""
+    path = Path(path)
+    return path / "results.csv" if path.is_dir() else path
 
 
 def read_table(path: Path) -> list[Point]:
-    """Rows of a network_size.csv (scaling/bench_network_size.py).
+    """Rows of a measured table: a network_size.csv (scaling/bench_network_size.py) or
+    the results.csv of a scaling series (`hpc_brunel scale strong|weak`, or its directory).
 
     Parameters
     ----------
     path : pathlib.Path
         A CSV with the columns neurons, ranks, threads_per_rank, synapses, rate_hz,
-        peak_rss_per_rank_mib, time_simulate_s and t_sim_ms.
+        t_sim_ms, peak_rss_per_rank_mib (or vm_hwm_mib_max), time_simulate_s (or
+        time_simulate_max) and, optionally, synapse_model.
 
     Returns
     -------
@@ -151,17 +288,26 @@ def read_table(path: Path) -> list[Point]:
         If a column is missing or a value is not a number.
     """
     out = []
-    with open(path, newline="") as f:
+    with open(table_path(path), newline="") as f:
         for r in csv.DictReader(f):
             out.append(Point(int(r["neurons"]), int(r["ranks"]), int(r["threads_per_rank"]), int(r["synapses"]),
-                             float(r["rate_hz"]), float(r["peak_rss_per_rank_mib"]),
-                             float(r["time_simulate_s"]) / (float(r["t_sim_ms"]) / 1000.0)))
+                             float(r["rate_hz"]), float(_column(r, "peak_rss_per_rank_mib", "vm_hwm_mib_max")),
+                             float(_column(r, "time_simulate_s", "time_simulate_max"))
+                             / (float(r["t_sim_ms"]) / 1000.0),
+                             r.get("synapse_model") or UNNAMED_MODEL))
     return out
 
 
-def fit(points: list[Point], indegree: int = 1250) -> Model:
+def measured_ranges(points: list[Point]) -> dict:
+    """{"neurons"|"ranks"|"threads"|"vps": (min, max)} over `points`."""
+    return {name: (min(getattr(p, attr) for p in points), max(getattr(p, attr) for p in points))
+            for name, attr in (("neurons", "neurons"), ("ranks", "ranks"), ("threads", "threads"), ("vps", "vps"))}
+
+
+def fit(points: list[Point], indegree: int = 1250, ranges: dict | None = None,
+        communication: Communication | None = None) -> Model:
     """Least-squares fit of both models to `points` (at least three, with two
-    different rank counts for the memory model).
+    different rank counts for the memory model; one synapse model).
 
     Parameters
     ----------
@@ -170,6 +316,10 @@ def fit(points: list[Point], indegree: int = 1250) -> Model:
     indegree : int
         C_E + C_I of those runs (the spike deliveries per model second are
         neurons x rate x indegree).
+    ranges : dict, optional
+        The measured range to flag predictions against (default: that of `points`).
+    communication : Communication, optional
+        The communication assumption (default: the module's).
 
     Returns
     -------
@@ -183,7 +333,8 @@ def fit(points: list[Point], indegree: int = 1250) -> Model:
     x = np.log([p.neurons * p.rate_hz * indegree / p.vps for p in points])
     t = np.log([p.simulate_s_per_model_s for p in points])
     p_exp, log_c = np.polyfit(x, t, 1)
-    return Model(float(m0), float(k_syn), float(k_neuron), float(math.exp(log_c)), float(p_exp), indegree)
+    return Model(float(m0), float(k_syn), float(k_neuron), float(math.exp(log_c)), float(p_exp), indegree,
+                 points[0].synapse_model, ranges or measured_ranges(points), communication or Communication())
 
 
 def split(points: list[Point], calibration=CALIBRATION) -> tuple[list[Point], list[Point]]:
@@ -197,7 +348,7 @@ def validation_errors(model: Model, points: list[Point]) -> list[tuple[Point, fl
     out = []
     for p in points:
         mem = model.peak_rss_per_rank_mib(p.neurons, p.ranks, p.synapses)
-        sim = model.simulate_s_per_model_s(p.neurons, p.vps, p.rate_hz)
+        sim = model.simulate_s_per_model_s(p.neurons, p.vps, p.rate_hz, ranks=p.ranks)
         out.append((p, mem / p.peak_rss_per_rank_mib - 1.0, sim / p.simulate_s_per_model_s - 1.0))
     return out
 
@@ -210,7 +361,7 @@ def predict(model: Model, *, neurons: int, ranks: int, threads: int, rate_hz: fl
     Parameters
     ----------
     model : Model
-        From :func:`load_model` or :func:`fit`.
+        From :func:`load_models` or :func:`fit`.
     neurons : int
         Neurons in the network.
     ranks, threads : int
@@ -225,11 +376,14 @@ def predict(model: Model, *, neurons: int, ranks: int, threads: int, rate_hz: fl
     Returns
     -------
     Prediction
+        With what lies outside the model's measured range.
     """
     synapses = neurons * indegree + neurons + (neurons if recorded is None else recorded)
     mem = model.peak_rss_per_rank_mib(neurons, ranks, synapses)
-    return Prediction(neurons, ranks, threads, synapses, rate_hz, mem, mem * ranks,
-                      model.simulate_s_per_model_s(neurons, ranks * threads, rate_hz, indegree))
+    comm = model.extra_communication_s_per_model_s(neurons, ranks, rate_hz, indegree)
+    sim = model.compute_s_per_model_s(neurons, ranks * threads, rate_hz, indegree) + comm
+    return Prediction(neurons, ranks, threads, synapses, rate_hz, mem, mem * ranks, sim, comm, model.synapse_model,
+                      tuple(model.outside_range(neurons=neurons, ranks=ranks, threads=threads)))
 
 
 def slurm_mem_mib(extra_sbatch: list[str], cpus_per_node: int) -> float | None:
@@ -248,40 +402,73 @@ def slurm_mem_mib(extra_sbatch: list[str], cpus_per_node: int) -> float | None:
     return None
 
 
-def load_model(table: Path | None = None) -> tuple[Model, list[tuple[Point, float, float]]]:
-    """The model fitted to the calibration rows of `table`, and its errors on the others.
+def load_models(table: Path | list[Path] | None = None, communication: Communication | None = None
+                ) -> dict[str, tuple[Model, list[tuple[Point, float, float]]]]:
+    """Per synapse model of `table`: the model fitted to its calibration rows, and its errors on the others.
 
     Parameters
     ----------
-    table : pathlib.Path, optional
-        A network_size.csv; default: the table shipped with the package
-        (hpc_brunel/data/network_size.csv). A table with fewer than three of the
-        CALIBRATION rows (another machine's) is fitted on all its rows, with no
-        validation.
+    table : pathlib.Path or list of pathlib.Path, optional
+        A network_size.csv or a scaling series' results.csv (or its directory), or
+        several fitted together; default: the table shipped with the package
+        (hpc_brunel/data/network_size.csv).
+        A synapse model with fewer than three of the CALIBRATION rows (another
+        machine's table) is fitted on all its rows, with no validation.
+    communication : Communication, optional
+        The communication assumption (default: the module's).
 
     Returns
     -------
-    (Model, list of (Point, float, float))
-        The model and, per validation row, the relative error of the memory and of
-        the time prediction (prediction / measured - 1).
+    dict of str to (Model, list of (Point, float, float))
+        Per synapse model, in the table's order: the model and, per validation row,
+        the relative error of the memory and of the time prediction (prediction /
+        measured - 1).
 
     Raises
     ------
     OSError, KeyError, ValueError
         If the table cannot be read (see :func:`read_table`).
     """
-    points = read_table(table or DEFAULT_TABLE)
-    cal, val = split(points)
-    if len(cal) < 3:  # another machine's table: fit on all of it
-        cal, val = points, []
-    model = fit(cal)
-    return model, validation_errors(model, val)
+    tables = table if isinstance(table, (list, tuple)) else [table or DEFAULT_TABLE]
+    points = [p for t in tables for p in read_table(t)]
+    out = {}
+    for name in dict.fromkeys(p.synapse_model for p in points):
+        rows = [p for p in points if p.synapse_model == name]
+        cal, val = split(rows)
+        if len({(p.neurons, p.ranks, p.threads) for p in cal}) < 3:  # another machine's table: fit on all of it
+            cal, val = rows, []
+        model = fit(cal, ranges=measured_ranges(rows), communication=communication)
+        out[name] = (model, validation_errors(model, val))
+    return out
+
+
+def load_model(table: Path | None = None, synapse_model: str | None = None) -> tuple[Model, list]:
+    """The model of one synapse model of `table` (default: the default synapse model,
+    else the table's first) and its validation errors (see :func:`load_models`)."""
+    models = load_models(table)
+    name = synapse_model or (DEFAULT_SYNAPSE_MODEL if DEFAULT_SYNAPSE_MODEL in models else next(iter(models)))
+    if name not in models:
+        raise KeyError(f"synapse model {name} is not in the table (it has {', '.join(models)})")
+    return models[name]
+
+
+def mode_name(synapse_model: str) -> str:
+    """'default', 'lean' or '' for a synapse model."""
+    return {DEFAULT_SYNAPSE_MODEL: "default", LEAN_SYNAPSE_MODEL: "lean (--lean)"}.get(synapse_model, "")
+
+
+def labelled(synapse_model: str) -> str:
+    """The synapse model's name with its mode, e.g. 'static_synapse = default'."""
+    mode = mode_name(synapse_model)
+    return f"{synapse_model} = {mode}" if mode else synapse_model
 
 
 def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task: int,
-                        extra_sbatch: list[str], table: Path | None = None) -> list[str]:
+                        extra_sbatch: list[str], table: Path | list[Path] | None = None) -> list[str]:
     """What `jobscript` says about a run config on an allocation: the predicted
-    peak memory per node, and a warning when the asked --mem cannot hold it.
+    peak memory per node and simulate time for the run's synapse model, flagged when
+    outside the measured range; the other synapse models' memory, and a warning when
+    the asked --mem cannot hold the run (with what would: lean mode or more nodes).
 
     Parameters
     ----------
@@ -291,52 +478,92 @@ def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task:
         The SLURM allocation: ranks = nodes x ntasks_per_node, threads = cpus_per_task.
     extra_sbatch : list of str
         Raw sbatch options; --mem=... or --mem-per-cpu=... is checked.
-    table : pathlib.Path, optional
-        The measured table to fit (default: the shipped one).
+    table : pathlib.Path or list of pathlib.Path, optional
+        The measured table(s) to fit (default: the shipped one; see :func:`load_models`).
 
     Returns
     -------
     list of str
-        The prediction line, and a warning line (with the number of nodes that
-        would suffice, if any) when the requested memory per node is too small.
+        The prediction line (and one per other synapse model of the table), and a
+        warning line when the requested memory per node is too small.
     """
     from hpc_brunel.theory.meanfield import stationary_rate_for_config
 
-    model, _ = load_model(table)
+    models = load_models(table)
     n = cfg.network
     rate = stationary_rate_for_config(cfg)
     n_rec = cfg.recording.n_record_per_population
-    def on(k: int) -> Prediction:
+
+    def on(model: Model, k: int) -> Prediction:
         return predict(model, neurons=n.n_neurons, ranks=k * ntasks_per_node, threads=cpus_per_task,
                        rate_hz=rate if rate == rate else 50.0, indegree=n.indegree_excitatory + n.indegree_inhibitory,
                        recorded=2 * n_rec if n_rec else None)
 
-    p = on(nodes)
-    per_node = p.peak_rss_per_rank_mib * ntasks_per_node
+    def gib_per_node(p: Prediction) -> float:
+        return p.peak_rss_per_rank_mib * ntasks_per_node / 1024
+
+    own = n.synapse_model
     lines = [f"plan: {n.n_neurons:,} neurons on {nodes} node(s) x {ntasks_per_node} rank(s) x {cpus_per_task} "
-             f"thread(s): predicted peak memory {p.peak_rss_per_rank_mib / 1024:.2f} GiB per rank, "
-             f"{per_node / 1024:.2f} GiB per node; simulate ~{p.simulate_s_per_model_s:.1f} s per model second"]
+             f"thread(s)"]
+    if own not in models:
+        lines[0] += f": no measurements of {own} in the table ({', '.join(models)}); no prediction"
+        return lines
+    p = on(models[own][0], nodes)
+    lines[0] += (f", {own}: predicted peak memory {p.peak_rss_per_rank_mib / 1024:.2f} GiB per rank, "
+                 f"{gib_per_node(p):.2f} GiB per node; simulate ~{seconds(p.simulate_s_per_model_s)} s per model "
+                 f"second" + p.range_note())
+    others = {name: on(m, nodes) for name, (m, _) in models.items() if name != own}
+    if others:
+        lines.append("plan: other synapse models: " + "; ".join(
+            f"{labelled(name)}: {gib_per_node(q):.2f} GiB per node, "
+            f"~{seconds(q.simulate_s_per_model_s)} s per model second" for name, q in others.items()))
     mem = slurm_mem_mib(extra_sbatch, ntasks_per_node * cpus_per_task)
-    if mem is not None and per_node > mem:
+    if mem is not None and gib_per_node(p) * 1024 > mem:
         need = next((k for k in range(nodes + 1, 100 * nodes + 2)
-                     if on(k).peak_rss_per_rank_mib * ntasks_per_node <= mem), None)
-        fix = f"or for >= {need} nodes" if need else "(more nodes do not help: every rank holds the whole network's neurons)"
+                     if gib_per_node(on(models[own][0], k)) * 1024 <= mem), None)
+        fix = (f"or for >= {need} nodes" if need else
+               "(more nodes do not help: every rank holds the whole network's neurons)")
+        lean = others.get(LEAN_SYNAPSE_MODEL)
+        if lean is not None and gib_per_node(lean) * 1024 <= mem:
+            fix = f"or run in lean mode (--lean: {gib_per_node(lean):.2f} GiB per node) " + fix
         lines.append(f"hpc_brunel: warning: --mem asks for {mem / 1024:.2f} GiB per node but the run needs about "
-                     f"{per_node / 1024:.2f} GiB per node: ask for more memory {fix}")
+                     f"{gib_per_node(p):.2f} GiB per node: ask for more memory {fix}")
     return lines
 
 
-def report(p: Prediction, model: Model, errors: list[tuple[Point, float, float]], table: Path) -> list[str]:
-    """The lines `python -m hpc_brunel plan` prints: the prediction `p`, the fitted
-    `model` (from `table`) and its errors on the measured points it was not fitted to."""
+def report(p: Prediction, model: Model, errors: list[tuple[Point, float, float]], table: Path,
+           others: dict[str, Prediction] | None = None, mem_per_node_mib: float | None = None,
+           ranks_per_node: int | None = None) -> list[str]:
+    """The lines `python -m hpc_brunel plan` prints: the prediction `p` (flagged when
+    outside the measured range), the fitted `model` (from `table`) and its errors on
+    the measured points it was not fitted to; then the table's other synapse models
+    (`others`), and with `mem_per_node_mib` which of them fit in that much memory per
+    node with `ranks_per_node` ranks on a node."""
+    comm = (f" (of which {seconds(p.communication_s_per_model_s)} s assumed communication beyond the measured "
+            f"{model.ranges['ranks'][1]} rank(s))" if p.communication_s_per_model_s > 0 else "")
     lines = [f"{p.neurons:,} neurons ({p.synapses:,} synapses) on {p.ranks} rank(s) x {p.threads} thread(s), "
-             f"rate {p.rate_hz:g} Hz:",
-             f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all",
-             f"  simulate      {p.simulate_s_per_model_s:,.1f} s per model second (real-time factor)",
+             f"rate {p.rate_hz:g} Hz, {labelled(p.synapse_model)}:",
+             f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all"
+             + p.range_note(),
+             f"  simulate      {seconds(p.simulate_s_per_model_s)} s per model second (real-time factor){comm}"
+             + p.range_note(),
              f"model: {model.m0_mib:.0f} MiB + {model.mib_per_synapse_on_rank * 2**20:.1f} B per synapse on the rank "
              f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network; "
-             f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({table})"]
+             f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({table}); measured range: "
+             + ", ".join(f"{k} {lo:,}..{hi:,}" for k, (lo, hi) in model.ranges.items())]
     for pt, e_mem, e_sim in errors:
         lines.append(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory {e_mem:+.1%}, "
                      f"time {e_sim:+.1%}")
+    candidates = {p.synapse_model: p, **(others or {})}
+    for name, q in (others or {}).items():
+        lines.append(f"{labelled(name)}: "
+                     f"{q.peak_rss_per_rank_mib:,.0f} MiB per rank, {seconds(q.simulate_s_per_model_s)} s per model "
+                     "second" + q.range_note())
+    if mem_per_node_mib is not None:
+        k = ranks_per_node or p.ranks
+        fits = [name for name, q in candidates.items() if q.peak_rss_per_rank_mib * k <= mem_per_node_mib]
+        fastest = min(fits, key=lambda name: candidates[name].simulate_s_per_model_s) if fits else None
+        lines.append(f"allocation: {mem_per_node_mib / 1024:.2f} GiB per node, {k} rank(s) per node: " + (
+            f"fits with {', '.join(fits)}; fastest that fits: {fastest}" if fits else
+            "none of the measured synapse models fits: more nodes (fewer ranks per node) or more memory per node"))
     return lines

@@ -218,6 +218,7 @@ def point_result(series: Series, p: SeriesPoint, run_dir: Path, cores: int | Non
         "repetition": p.repetition, "seed": p.seed, "neurons": n_neurons,
         "t_sim_ms": series.t_sim_ms, "presim_ms": series.presim_ms,
         "oversubscribed": p.vps > (cores or os.cpu_count()),
+        "synapse_model": rec["config"]["network"].get("synapse_model", ""),
         "synapses": rec["synapses_total"], "spikes": sum(rec["spikes"].values()),
         "rate_hz": sum(rec["spikes"].values()) / n_neurons / (series.t_sim_ms / 1000.0),
         "hosts": ",".join(rec.get("hosts", [])), "slurm_job_id": rec.get("slurm", {}).get("SLURM_JOB_ID", ""),

@@ -11,7 +11,9 @@ from conftest import SMALL, hpc_brunel, needs_nest, nnmt_rate_hz
 from hpc_brunel.analysis.gather import read_sonata
 from hpc_brunel.config import parse_override, resolve
 from hpc_brunel.constants import POPULATIONS
+from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
 from hpc_brunel.simulation import network
+from hpc_brunel.simulation import run as simulation
 
 
 def small_cfg(*extra):
@@ -53,7 +55,27 @@ def check_run(run_dir, cfg, ranks, threads):
     # the neurons of both populations spiked, and each rank holds a share
     assert len(owners) > 0.9 * cfg.network.n_neurons
     assert all(sum(len(v[0]) for v in pops.values()) > 0 for pops in files.values())
+    check_overhead(rec)
     return rec
+
+
+def check_overhead(rec):
+    """run.json's overhead outside NEST adds up: per rank, the parts of the simulate phase are
+    within its wall time, NEST's Simulate calls hold its time_simulate, and the run-level record
+    is the rank with the most overhead."""
+    for r in rec["ranks"]:
+        parts, phases, over = r["simulate_parts_s"], r["python_phases_s"], r["overhead_outside_nest"]
+        assert set(parts) == set(simulation.SIMULATE_PARTS) and all(v >= 0 for v in parts.values())
+        assert sum(parts.values()) <= phases["simulate"] + 1e-6
+        assert 0 < r["startup_s"] < rec["wall_time_s"] + 60
+        for key in ("build_s", "prepare_cleanup_s", "read_recorders_s", "write_spikes_s", "outside_nest_s"):
+            assert over[key] >= 0, key
+        summed = sum(v for k, v in over.items() if k.endswith("_s") and k not in ("startup_s", "outside_nest_s"))
+        assert over["outside_nest_s"] == pytest.approx(summed)
+    assert rec["overhead_outside_nest"]["outside_nest_s"] == max(r["overhead_outside_nest"]["outside_nest_s"]
+                                                                 for r in rec["ranks"])
+    assert rec["nest_timers_max_s"]["time_simulate"] <= max(r["simulate_parts_s"]["nest_simulate_calls"]
+                                                            for r in rec["ranks"]) + 1e-3
 
 
 def spike_set(run_dir):
@@ -108,7 +130,9 @@ def test_uniform_initial_state_is_in_range_and_independent_of_the_split(tmp_path
     spread over the range, and the same spikes at 1x2 and 2x1 (NEST's per-VP streams)."""
     probe = textwrap.dedent("""
         import json, nest
-        from hpc_brunel.simulation import network
+        from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
+from hpc_brunel.simulation import network
+from hpc_brunel.simulation import run as simulation
         from hpc_brunel.config import resolve
         nest.set_verbosity("M_ERROR")
         cfg = resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
@@ -181,6 +205,36 @@ def test_nest_without_mpi_is_refused_under_mpirun(tmp_path):
 
 
 @needs_nest
+@pytest.mark.mpi
+def test_every_synapse_model_gives_the_same_spikes_and_lean_mode_the_least_memory(tmp_path):
+    """The four static synapses NEST offers for the network's connections (weight per model or per
+    connection, compact or full target index) deliver the same spikes: same seed, same VPs, same
+    (id, time) set. Lean mode (--lean) uses LEAN_SYNAPSE_MODEL and peaks lowest: 4,000 neurons with
+    C = 1,000 + 250 (5 M synapses, enough to see the bytes per synapse)."""
+    size = ["--set", "network.n_excitatory=3200", "--set", "network.n_inhibitory=800"]
+    sets, peak = {}, {}
+    for model in SYNAPSE_MODELS:
+        run_dir = tmp_path / model
+        args = ["--lean"] if model == LEAN_SYNAPSE_MODEL else ["--set", f"network.synapse_model={model}"]
+        hpc_brunel("run", *size, *args, "--t-sim-ms", "200", "--run-dir", run_dir, "--no-analyze", ranks=2, check=True)
+        rec = json.loads((run_dir / "run.json").read_text())
+        assert rec["config"]["network"]["synapse_model"] == model
+        files = rank_spikes(run_dir)
+        sets[model] = {pop: sorted(zip(np.concatenate([f[pop][0] for f in files.values()]).tolist(),
+                                       np.concatenate([f[pop][1] for f in files.values()]).tolist()))
+                       for pop in POPULATIONS}
+        peak[model] = sum(r["memory_kib"]["VmHWM"] for r in rec["ranks"])
+    assert sum(len(v) for v in sets[DEFAULT_SYNAPSE_MODEL].values()) > 10000
+    for model in SYNAPSE_MODELS:
+        assert sets[model] == sets[DEFAULT_SYNAPSE_MODEL], model
+    # the lean model stores neither a weight nor a full target pointer per connection: at least
+    # 8 bytes per synapse less than static_synapse (measured: 24, BENCHMARKS.md)
+    synapses = 4000 * 1252
+    assert peak[LEAN_SYNAPSE_MODEL] == min(peak.values())
+    assert (peak["static_synapse"] - peak[LEAN_SYNAPSE_MODEL]) * 1024 > 8 * synapses
+
+
+@needs_nest
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_full_network_two_ranks_is_ai_near_mean_field(tmp_path):
@@ -200,7 +254,9 @@ import sys, warnings
 sys.argv = sys.argv[:1]
 import nest
 from hpc_brunel.simulation import kernel
+from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
 from hpc_brunel.simulation import network
+from hpc_brunel.simulation import run as simulation
 from hpc_brunel.config import parse_override, resolve
 pairs = %r
 cfg = resolve(overrides=[parse_override(s) for s in pairs])
