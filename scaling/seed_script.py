@@ -74,8 +74,12 @@ rss_first = vm_mib("VmRSS")
 
 
 def nest_timer(name: str) -> float:
-    """A NEST kernel timer in seconds (per-thread timers: their max)."""
-    v = nest.GetKernelStatus(name)
+    """A NEST kernel timer in seconds (per-thread timers: their max); NaN where this NEST lacks
+    it (the PyPI wheel is built without detailed timers: no time_deliver_spike_data)."""
+    try:
+        v = nest.GetKernelStatus(name)
+    except KeyError:
+        return float("nan")
     return float(max(v)) if hasattr(v, "__len__") else float(v)
 
 

@@ -84,9 +84,11 @@ def _create(nest, cfg: RunConfig) -> Network:
         for name in POPULATIONS
     }
 
-    # One synapse model per sign with weight and delay on the model: with
-    # static_synapse_hom_w NEST stores no weight per connection (less memory,
-    # faster delivery, identical spikes to static_synapse for this network).
+    # One synapse model per sign, weight and delay set on the copy. Which of NEST's
+    # static synapses (network.synapse_model) was measured: all four give identical
+    # spikes; static_synapse (the default) is the fastest, static_synapse_hom_w_hpc
+    # (lean mode: no weight, compact target index per connection) needs 0.45-0.54x
+    # the memory at 1.35-1.54x the simulate time (BENCHMARKS.md, 2026-11-30).
     j_exc, j_inh = n.weight_mv, -n.relative_inhibition * n.weight_mv
     base = n.synapse_model
     nest.CopyModel(base, "brunel_excitatory", {"weight": j_exc, "delay": n.delay_ms})

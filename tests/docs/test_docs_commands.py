@@ -68,6 +68,7 @@ ALLOWED_PROGRAMS = {
 # on the user's machine by an earlier command of the same block. Substring -> reason.
 PARSE_ONLY = {
     "--table my_cluster/network_size.csv": "the table bench_network_size.py writes on the user's cluster",
+    "--table runs/scaling-weak-<date>": "the scaling series `scale weak --slurm` writes on the user's cluster",
 }
 
 # Sub-commands that are run (cheap, no NEST, no simulation); everything else is only parsed.
