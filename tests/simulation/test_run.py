@@ -9,9 +9,8 @@ import pytest
 from conftest import SMALL, hpc_brunel, needs_nest, nnmt_rate_hz
 
 from hpc_brunel.analysis.gather import read_sonata
-from hpc_brunel.config import parse_override, resolve
+from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS, parse_override, resolve
 from hpc_brunel.constants import POPULATIONS
-from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
 from hpc_brunel.simulation import network
 from hpc_brunel.simulation import run as simulation
 
@@ -130,9 +129,7 @@ def test_uniform_initial_state_is_in_range_and_independent_of_the_split(tmp_path
     spread over the range, and the same spikes at 1x2 and 2x1 (NEST's per-VP streams)."""
     probe = textwrap.dedent("""
         import json, nest
-        from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
-from hpc_brunel.simulation import network
-from hpc_brunel.simulation import run as simulation
+        from hpc_brunel.simulation import network
         from hpc_brunel.config import resolve
         nest.set_verbosity("M_ERROR")
         cfg = resolve(overrides=[{"neuron": {"e_l_mv": -70.0, "v_threshold_mv": -50.0, "v_reset_mv": -60.0,
@@ -254,9 +251,7 @@ import sys, warnings
 sys.argv = sys.argv[:1]
 import nest
 from hpc_brunel.simulation import kernel
-from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, SYNAPSE_MODELS
 from hpc_brunel.simulation import network
-from hpc_brunel.simulation import run as simulation
 from hpc_brunel.config import parse_override, resolve
 pairs = %r
 cfg = resolve(overrides=[parse_override(s) for s in pairs])
