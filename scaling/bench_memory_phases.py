@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,24 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hpc_brunel.simulation import provenance  # noqa: E402
-from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
+from seed_runner import run_seed_script  # noqa: E402
 
 PHASES = ("after create", "after connect", "after first 100 ms", "peak (VmHWM)")
 
 
 def script(ranks: int, threads: int) -> dict:
-    cmd = [sys.executable, str(ROOT / "scaling" / "seed_script.py"), "--threads", str(threads)]
-    env = {**os.environ, "PYNEST_QUIET": "1"}
-    if ranks > 1:
-        cmd, extra = mpirun_argv(ranks, threads, cmd)
-        env.update(extra)
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
-    rows, dec, i = [], json.JSONDecoder(), out.find("{")
-    while i >= 0:  # one JSON object per rank; mpirun may put two on one line
-        obj, end = dec.raw_decode(out, i)
-        rows.append(obj)
-        i = out.find("{", end)
-    assert len(rows) == ranks, out
+    rows = run_seed_script(ranks, threads)
     keys = ("rss_after_create_mib", "rss_after_connect_mib", "rss_after_first_chunk_mib", "vm_hwm_mib")
     return {ph: sum(r[k] for r in rows) for ph, k in zip(PHASES, keys)}
 

@@ -27,7 +27,6 @@ import csv
 import datetime as dt
 import hashlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from hpc_brunel.analysis.rankfiles import SpikeSource, rank_paths  # noqa: E402
 from hpc_brunel.config import SYNAPSE_MODELS  # noqa: E402
 from hpc_brunel.simulation import provenance  # noqa: E402
-from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
+from seed_runner import run_seed_script  # noqa: E402
 
 SCRIPT = "script (static_synapse)"
 COLUMNS = ("rep", "neurons", "decomposition", "variant", "t_sim_ms", "time_simulate_s", "time_deliver_spike_data_s",
@@ -90,19 +89,7 @@ def run_package(neurons: int, ranks: int, threads: int, model: str, t_sim_ms: fl
 
 
 def run_script(ranks: int, threads: int, t_sim_ms: float) -> dict:
-    cmd = [sys.executable, str(ROOT / "scaling" / "seed_script.py"), "--threads", str(threads),
-           "--t-sim-ms", str(t_sim_ms)]
-    env = {**os.environ, "PYNEST_QUIET": "1"}
-    if ranks > 1:
-        cmd, extra = mpirun_argv(ranks, threads, cmd)
-        env.update(extra)
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
-    rows, dec, i = [], json.JSONDecoder(), out.find("{")
-    while i >= 0:  # one JSON object per rank; mpirun may put two on one line
-        obj, end = dec.raw_decode(out, i)
-        rows.append(obj)
-        i = out.find("{", end)
-    assert len(rows) == ranks, out
+    rows = run_seed_script(ranks, threads, t_sim_ms)
     return {
         "time_simulate_s": max(r["nest_time_simulate_s"] for r in rows),
         "time_deliver_spike_data_s": max(r["nest_time_deliver_spike_data_s"] for r in rows),

@@ -37,16 +37,15 @@ sys.path.insert(0, str(ROOT))
 
 from hpc_brunel.simulation import provenance  # noqa: E402
 from hpc_brunel.simulation.parallel import mpirun_argv  # noqa: E402
+from seed_runner import run_seed_script  # noqa: E402
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
 def run_a(wheel_python: Path, threads: int, t_sim_ms: float) -> dict:
     t0 = time.perf_counter()
-    out = subprocess.run([str(wheel_python), str(ROOT / "scaling" / "seed_script.py"), "--threads", str(threads),
-                          "--t-sim-ms", str(t_sim_ms)], capture_output=True, text=True, check=True)
+    d, = run_seed_script(1, threads, t_sim_ms, python=str(wheel_python))  # the wheel has no MPI: one rank
     wall = time.perf_counter() - t0
-    d = json.loads(out.stdout.strip().splitlines()[-1])
     return {"nest_time_simulate_s": d.get("nest_time_simulate_s", float("nan")),
             "simulate_s": d["simulate_s"], "connect_s": d["connect_s"], "wall_s": wall,
             "peak_rss_mib_per_rank": d["peak_rss_mib"], "peak_rss_mib_total": d["peak_rss_mib"],

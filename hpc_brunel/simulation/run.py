@@ -378,6 +378,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     n_rec = cfg.recording.n_record_per_population
     rates = {p: spikes[p] / (t_rec_s * (n_rec or getattr(cfg.network, f"n_{p}"))) if t_rec_s > 0 else 0.0
              for p in POPULATIONS}
+    overheads = [overhead_outside_nest(s, s["nest_timers_s"]) for s in summaries]
     record = rundir.update_run_json(
         run_dir,
         status=status,
@@ -389,10 +390,9 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
         wall_time_s=time.perf_counter() - t0,
         ranks=[{**{k: s[k] for k in ("neurons", "synapses", "spikes", "n_events", "memory_kib", "memory_phases_kib",
                                      "python_phases_s", "simulate_parts_s", "startup_s")},
-                "overhead_outside_nest": overhead_outside_nest(s, s["nest_timers_s"])}
-               for s in summaries],
-        overhead_outside_nest=max((overhead_outside_nest(s, s["nest_timers_s"]) for s in summaries),
-                                  key=lambda o: o["outside_nest_s"]),
+                "overhead_outside_nest": o}
+               for s, o in zip(summaries, overheads)],
+        overhead_outside_nest=max(overheads, key=lambda o: o["outside_nest_s"]),
         nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
                            for k in summary["nest_timers_s"]},
         kernel_settings=summary["kernel_settings"],
