@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hpc_brunel._version import __version__
 from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL, PRESETS
+from hpc_brunel.constants import DEFAULT_CHECKPOINT_EVERY_MS
 from hpc_brunel.errors import EXIT_BAD_INPUT, print_error
 
 
@@ -102,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow more threads per rank than CPUs this rank may use")
     r.add_argument("-v", "--verbose", action="store_true",
                    help="debug logging on every rank (default: progress from rank 0, warnings from all)")
+    c = r.add_argument_group("checkpoints and continuing a run (README: long simulations across time limits)")
+    c.add_argument("--checkpoint-every-ms", type=float, default=DEFAULT_CHECKPOINT_EVERY_MS, metavar="MS",
+                   help="save every neuron's state every MS of model time (default %(default)g; 0: only when the "
+                        "run stops or ends, which it always does)")
+    c.add_argument("--continue", dest="continue_dir", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its checkpoint by --t-sim-ms more, or up to --until-ms "
+                        "(same ranks x threads; the config is the run's own)")
+    c.add_argument("--until-ms", type=float, metavar="MS", help="with --continue: the model time to reach")
+    c.add_argument("--after-failure", action="store_true",
+                   help="with --continue: continue a failed run from its last complete checkpoint")
+    c.add_argument("--hash-connections", action="store_true",
+                   help="record a SHA-256 of each rank's connections in run.json (slow at full size)")
 
     an = sub.add_parser("analyze", help="gather the rank files into one SONATA spike file, compute statistics, "
                                         "write analysis.json, report.md and figures")

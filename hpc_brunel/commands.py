@@ -84,6 +84,40 @@ def config_from_args(args):
     return resolve(args.config, overrides, args.regime)
 
 
+# `run` options that resolve a new run's config or name its directory: a continued
+# run keeps its own (config.toml and directory), so they are refused with --continue.
+_NEW_RUN_ONLY = (("config", "--config"), ("overrides", "--set"), ("regime", "--regime"), ("seed", "--seed"),
+                 ("g", "--g"), ("eta", "--eta"), ("record", "--record"), ("lean", "--lean"),
+                 ("run_dir", "--run-dir"), ("overwrite", "--overwrite"))
+
+
+def config_for_run(args):
+    """The RunConfig of `run`: from the arguments, or with --continue the run's own
+    config.toml. Raises ConfigError (one line) for options that do not go together."""
+    _check_ms("--checkpoint-every-ms", args.checkpoint_every_ms)
+    if args.continue_dir is None:
+        for name, flag in (("until_ms", "--until-ms"), ("after_failure", "--after-failure")):
+            if getattr(args, name):
+                raise ConfigError(f"{flag} goes with --continue RUN_DIR")
+        return config_from_args(args)
+    given = [flag for name, flag in _NEW_RUN_ONLY if getattr(args, name)]
+    if given:
+        raise ConfigError(f"--continue {args.continue_dir}: {', '.join(given)} cannot be given: a continued run keeps "
+                          "its own config.toml and run directory")
+    if (args.t_sim_ms is None) == (args.until_ms is None):
+        raise ConfigError("--continue: give --t-sim-ms MORE (model time to add) or --until-ms TOTAL, one of them")
+    if args.t_sim_ms is not None:
+        _check_ms("--t-sim-ms", args.t_sim_ms, strict=True)
+    else:
+        _check_ms("--until-ms", args.until_ms, strict=True)
+    toml = Path(args.continue_dir) / "config.toml"
+    if not toml.is_file():
+        raise ConfigError(f"--continue {args.continue_dir}: no config.toml: not an hpc_brunel run directory")
+    from hpc_brunel.config import load_toml
+
+    return load_toml(toml)
+
+
 def _split_options(name: str, text: str) -> list[str]:
     """Split a quoted options string as the shell would; ConfigError if it cannot."""
     try:
@@ -132,7 +166,7 @@ def _run_on_every_rank(args, par) -> int:
 
     def check_config():
         nonlocal cfg
-        cfg = config_from_args(args)
+        cfg = config_for_run(args)
         return simulation.check_run_options(cfg, par, cli_threads=args.threads, grace_s=args.grace_s,
                                             allow_oversubscribe=args.allow_oversubscribe)
 
@@ -158,10 +192,18 @@ def _run_on_every_rank(args, par) -> int:
     if bad:
         return EXIT_BAD_INPUT
 
-    run_dir = Path(args.run_dir or par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
+    cont = None
+    if args.continue_dir is not None:
+        run_dir = args.continue_dir
+        cont = simulation.Continuation(more_ms=args.t_sim_ms, until_ms=args.until_ms,
+                                       after_failure=args.after_failure)
+    else:
+        run_dir = Path(args.run_dir or par.bcast(rundir.default_run_dir(args.runs_root) if par.is_root else None))
     try:  # rank 0 decides about the run directory and broadcasts: every rank raises the same RunDirError
         status = simulation.execute(cfg, run_dir, par, nest, threads=threads, overwrite=args.overwrite,
-                                    argv=sys.argv, grace_s=args.grace_s)
+                                    argv=sys.argv, grace_s=args.grace_s,
+                                    checkpoint_every_ms=args.checkpoint_every_ms,
+                                    hash_connections=args.hash_connections, cont=cont)
     except RunDirError as e:  # raised on every rank alike (anything else aborts the job)
         if par.is_root:
             print_error(e)

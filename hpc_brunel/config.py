@@ -79,6 +79,7 @@ class NeuronConfig:
     tau_m_ms: float = 20.0
     c_m_pf: float = 1.0
     e_l_mv: float = 0.0
+    i_e_pa: float = 0.0  # constant input current I_e (0 in Brunel 2000; a DC drive with network.eta = 0)
     v_init_mv: float = 0.0  # V_m at t = 0 with v_init_distribution = "fixed"
     # "fixed": every neuron starts at v_init_mv; "uniform": V_m(0) drawn per neuron
     # uniformly between e_l_mv and v_threshold_mv (NEST's RNG: the same seed and
@@ -400,6 +401,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(nu.tau_m_ms > 0, "neuron.tau_m_ms", nu.tau_m_ms, "tau_m > 0 ms")
     need(nu.c_m_pf > 0, "neuron.c_m_pf", nu.c_m_pf, "C_m > 0 pF")
     need(nu.t_ref_ms >= 0, "neuron.t_ref_ms", nu.t_ref_ms, "t_ref >= 0 ms")
+    need(math.isfinite(nu.i_e_pa), "neuron.i_e_pa", nu.i_e_pa, "a finite current in pA")
     need(nu.v_reset_mv < nu.v_threshold_mv, "neuron.v_reset_mv", nu.v_reset_mv,
          f"V_reset < neuron.v_threshold_mv ({nu.v_threshold_mv})")
     need(nu.v_threshold_mv > nu.e_l_mv, "neuron.v_threshold_mv", nu.v_threshold_mv,

@@ -19,6 +19,10 @@ RASTER_PNG = "raster.png"
 DISTRIBUTIONS_PNG = "distributions.png"
 SPECTRUM_PNG = "spectrum.png"
 FIGURES = (RASTER_PNG, DISTRIBUTIONS_PNG, SPECTRUM_PNG)
+CHECKPOINT_JSON = "checkpoint.json"  #: points to the newest complete checkpoint
+CHECKPOINTS_DIR = "checkpoints"  #: per-rank state files, one sub-directory per checkpoint
+#: Default interval of a run's periodic checkpoints (model time): a hard kill loses at most this much.
+DEFAULT_CHECKPOINT_EVERY_MS = 1000.0
 
 #: Oscillations at or above this frequency belong to the fast branch (SI-fast),
 #: below it to the slow one (SI-slow): the theory's cut (hpc_brunel.theory.stability)

@@ -34,7 +34,7 @@ class Network:
 
 def neuron_params(cfg: RunConfig) -> dict:
     """NEST parameters of the neuron model (cfg.neuron.model) from cfg.neuron (C_m, tau_m, t_ref, E_L,
-    V_reset, V_m, V_th; pF, ms, mV)."""
+    V_reset, V_m, V_th, I_e; pF, ms, mV, pA)."""
     nu = cfg.neuron
     return {
         "C_m": nu.c_m_pf,
@@ -44,6 +44,7 @@ def neuron_params(cfg: RunConfig) -> dict:
         "V_reset": nu.v_reset_mv,
         "V_m": nu.v_init_mv,
         "V_th": nu.v_threshold_mv,
+        "I_e": nu.i_e_pa,
     }
 
 

@@ -23,6 +23,7 @@ to the offsets of the last row of chunks/t_end_ms.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -37,8 +38,6 @@ def h5_open(path: Path, mode: str, **kw) -> h5py.File:
     used where the file system has them and ignored where it has not (Lustre
     without flock, some NFS), instead of failing with 'unable to lock file'.
     HDF5_USE_FILE_LOCKING in the environment (TRUE, FALSE, BEST_EFFORT) wins."""
-    import os
-
     if "HDF5_USE_FILE_LOCKING" not in os.environ:
         kw.setdefault("locking", "best-effort")
     return h5py.File(path, mode, **kw)
@@ -84,6 +83,49 @@ class RankSpikeWriter:
         self._f = f
         self._counts = np.zeros(len(self.populations), dtype=np.int64)
 
+    @classmethod
+    def resume(cls, path: Path, *, t_model_ms: float, run_id: str) -> "RankSpikeWriter":
+        """Reopen a rank file to append after model time `t_model_ms` (a chunk end
+        it holds: a checkpoint's time). Whatever it holds beyond that chunk (written
+        after the checkpoint by a job that was then killed) is cut off, and the
+        rank's end-of-run metadata is removed until the rank finishes again.
+
+        A file whose writer was killed keeps HDF5's "open for writing" flags and
+        cannot be reopened for writing; it is then copied, up to t_model_ms, into
+        a new file that replaces it (readers of the old file are unaffected)."""
+        path = Path(path)
+        try:
+            f = h5_open(path, "r+", libver="latest")
+        except OSError:
+            _copy_rank_file_until(path, t_model_ms)
+            f = h5_open(path, "r+", libver="latest")
+        try:
+            if f.attrs.get("run_id") != run_id:
+                raise ValueError(f"{path}: belongs to another run (run_id differs)")
+            populations = tuple(json.loads(f.attrs["populations"]))
+            t_end = f["chunks/t_end_ms"][:]
+            rows = np.nonzero(np.abs(t_end - t_model_ms) < 1e-6)[0]
+            if not len(rows):
+                raise ValueError(f"{path}: has no chunk ending at {t_model_ms} ms (flushed up to "
+                                 f"{t_end[-1] if len(t_end) else f.attrs['t_start_ms']} ms)")
+            k = int(rows[0]) + 1
+            counts = f["chunks/offsets"][k - 1].astype(np.int64)
+            for i, pop in enumerate(populations):
+                for name in ("node_ids", "times_ms"):
+                    f[f"spikes/{pop}/{name}"].resize((int(counts[i]),))
+            f["chunks/t_end_ms"].resize((k,))
+            f["chunks/offsets"].resize((k, len(populations)))
+            if "meta" in f:
+                del f["meta"]
+            f.flush()
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            raise
+        self = cls.__new__(cls)
+        self.path, self.populations, self._f, self._counts = path, populations, f, counts
+        return self
+
     @property
     def spike_counts(self) -> dict[str, int]:
         """population -> spikes written so far by this rank."""
@@ -125,12 +167,41 @@ class RankSpikeWriter:
                     g.attrs[key] = json.dumps(value)
 
 
-def read_recorder(recorder) -> tuple[np.ndarray, np.ndarray, int]:
-    """This rank's events of one spike_recorder and NEST's own count of them
-    (n_events), then empty the recorder."""
+def _copy_rank_file_until(path: Path, t_model_ms: float) -> None:
+    """Replace the rank file `path` by a copy of itself up to the chunk that ends at
+    t_model_ms (read in SWMR mode, as readers of a killed run's file do)."""
+    tmp = path.with_name(path.name + ".resume-tmp")
+    with h5_open(path, "r", swmr=True) as src, h5_open(tmp, "w", libver="latest") as dst:
+        dst.attrs.update(dict(src.attrs))
+        t_end = src["chunks/t_end_ms"][:]
+        rows = np.nonzero(np.abs(t_end - t_model_ms) < 1e-6)[0]
+        if not len(rows):
+            raise ValueError(f"{path}: has no chunk ending at {t_model_ms} ms")
+        k = int(rows[0]) + 1
+        offsets = src["chunks/offsets"][:k]
+        populations = json.loads(src.attrs["populations"])
+        for i, pop in enumerate(populations):
+            g = dst.create_group(f"spikes/{pop}")
+            n = int(offsets[-1, i])
+            for name, dtype in (("node_ids", "i8"), ("times_ms", "f8")):
+                ds = g.create_dataset(name, shape=(n,), maxshape=(None,), dtype=dtype, chunks=(_CHUNK_ROWS,))
+                for a in range(0, n, 1 << 22):  # bounded memory
+                    ds[a:min(n, a + (1 << 22))] = src[f"spikes/{pop}/{name}"][a:min(n, a + (1 << 22))]
+        dst.create_dataset("chunks/t_end_ms", data=t_end[:k], maxshape=(None,), chunks=(1024,))
+        dst.create_dataset("chunks/offsets", data=offsets, maxshape=(None, len(populations)),
+                           chunks=(1024, len(populations)))
+    os.replace(tmp, path)
+
+
+def read_recorder(recorder, offset_ms: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """This rank's events of one spike_recorder (times + offset_ms: the run's model
+    time when NEST's clock lags it, in a continued run) and NEST's own count of
+    them (n_events), then empty the recorder."""
     status = recorder.get(["events", "n_events"])
     ev = status["events"]
     ids = np.asarray(ev["senders"], dtype=np.int64)
     times = np.asarray(ev["times"], dtype=np.float64)
+    if offset_ms:
+        times = times + offset_ms
     recorder.set(n_events=0)
     return ids, times, int(status["n_events"])

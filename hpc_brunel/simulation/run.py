@@ -6,6 +6,7 @@ on every rank and then, on rank 0, the analysis.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -89,7 +90,7 @@ class StopRequest:
 # Simulate() calls (its time_simulate, plus Prepare/Cleanup around each call), then
 # what hpc_brunel does after each chunk.
 SIMULATE_PARTS = ("nest_simulate_calls", "read_nest_timers", "read_recorders", "write_spikes",
-                  "progress_and_stop_check")
+                  "progress_and_stop_check", "write_checkpoint")
 
 
 def process_age_s() -> float | None:
@@ -165,10 +166,26 @@ def failure_hook(run_dir: Path, par: Parallel, progress: Progress):
     return hook
 
 
+@dataclass
+class Segment:
+    """Which part of the run this job simulates: segment 0 starts the run (warm-up,
+    new rank files); a continuation (segment >= 1) starts from `state` (a
+    checkpoint) and appends. until_ms: the model time to reach (warm-up included)."""
+
+    index: int
+    until_ms: float
+    state: object | None = None  # checkpoint.RankState of this rank
+    checkpoint_every_ms: float = 0.0
+    hash_connections: bool = False
+
+
 def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, run_id: str,
-             stop: StopRequest, progress: Progress | None = None, startup_s: float | None = None) -> dict:
-    """Build and simulate on this rank; write this rank's file. Returns the
+             stop: StopRequest, progress: Progress | None = None, startup_s: float | None = None,
+             segment: Segment | None = None) -> dict:
+    """Build and simulate on this rank; write this rank's file (a new one for
+    segment 0, appended to for a continuation) and its checkpoints. Returns the
     rank's summary (collectives inside: call on every rank)."""
+    from hpc_brunel.simulation import checkpoint
     from hpc_brunel.simulation.recording import (  # h5py: only once NEST is checked
         RankSpikeWriter,
         rank_file_name,
@@ -176,6 +193,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     )
 
     sim = cfg.simulation
+    seg = segment or Segment(index=0, until_ms=sim.presim_ms + sim.t_sim_ms)
     progress = progress or Progress()
     timer = PhaseTimer(par)
     with timer("setup_kernel"):
@@ -188,14 +206,43 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
                   "network": timer.rss_kib["build_network"]}
     local_neurons = network.local_neuron_count(nest, net)
     local_synapses = int(nest.GetKernelStatus("num_connections"))
+    all_neurons = net.neurons["excitatory"] + net.neurons["inhibitory"]
+    connections_hash = None
+    if seg.hash_connections:
+        with timer("hash_connections"):
+            connections_hash = checkpoint.connections_sha256(nest, all_neurons)
+    p_ms = checkpoint.preroll_ms(cfg)
+    recent = checkpoint.RecentSpikes(p_ms)
+    nest_seed = checkpoint.segment_seed(sim.rng_seed, seg.index)
 
-    if sim.presim_ms > 0:  # warm-up, excluded from recording and from the measured phase
-        with timer("presimulate"):
-            nest.Simulate(sim.presim_ms)
-            for rec in net.recorders.values():
-                rec.set(n_events=0)
+    if seg.state is None:
+        if sim.presim_ms > 0:  # warm-up, excluded from recording and from the measured phase
+            with timer("presimulate"):
+                nest.Simulate(sim.presim_ms)
+                for rec in net.recorders.values():
+                    rec.set(n_events=0)
+        t_begin_ms, offset_ms = sim.presim_ms, 0.0
+    else:
+        # A new Poisson stream (NEST cannot restore the old one), then the pre-roll.
+        with timer("restore_checkpoint"):
+            nest.SetKernelStatus({"rng_seed": nest_seed})
+            offset_ms = checkpoint.restore(nest, all_neurons, net.recorders, seg.state, p_ms=p_ms,
+                                           resolution_ms=sim.resolution_ms, v_th_mv=cfg.neuron.v_threshold_mv)
+        t_begin_ms = seg.state.t_model_ms
+        recent.add(seg.state.window_node_ids, seg.state.window_times_ms, t_begin_ms)
     mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
     t_start_ms = sim.presim_ms
+    checkpoints: list[dict] = []
+    ckpt_meta = {"run_id": run_id, "threads_per_rank": threads, "virtual_processes": par.size * threads,
+                 "segment": seg.index, "preroll_ms": p_ms, "rng_seed": sim.rng_seed}
+    local_count = sum(local_neurons.values())
+
+    def save_checkpoint(t_model_ms: float) -> None:
+        par.phase = "write_checkpoint"
+        state = checkpoint.capture(nest, all_neurons, t_model_ms=t_model_ms, offset_ms=offset_ms, p_ms=p_ms,
+                                   recent=recent)
+        checkpoints.append(checkpoint.save(run_dir, par, state, ckpt_meta))
+        par.phase = "simulate"
 
     per_rank = par.gather_to_root({"neurons": local_neurons, "synapses": local_synapses})
     if par.is_root:
@@ -206,10 +253,15 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
                      info["neurons"]["inhibitory"], info["synapses"])
 
     par.phase = "open_rank_file"
-    writer = RankSpikeWriter(run_dir / rank_file_name(par.rank), populations=POPULATIONS,
-                             rank=par.rank, num_ranks=par.size, threads_per_rank=threads, run_id=run_id,
-                             t_start_ms=t_start_ms)
-    ends = chunk_ends_ms(sim.t_sim_ms, sim.chunk_ms, sim.resolution_ms)
+    if seg.state is None:
+        writer = RankSpikeWriter(run_dir / rank_file_name(par.rank), populations=POPULATIONS,
+                                 rank=par.rank, num_ranks=par.size, threads_per_rank=threads, run_id=run_id,
+                                 t_start_ms=t_start_ms)
+    else:
+        writer = RankSpikeWriter.resume(run_dir / rank_file_name(par.rank), t_model_ms=t_begin_ms, run_id=run_id)
+    seg_ms = seg.until_ms - t_begin_ms
+    ends = chunk_ends_ms(seg_ms, sim.chunk_ms, sim.resolution_ms)
+    last_ckpt_ms = t_begin_ms
     t_done_ms = 0.0
     status = "complete"
     timers: dict[str, float] = {}
@@ -230,39 +282,54 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             kernel.accumulate_timers(timers, nest)
             t_done_ms = t_end
             t2 = clock()
-            chunk = {p: read_recorder(r) for p, r in net.recorders.items()}
-            for p, (_, _, n) in chunk.items():
+            chunk = {p: read_recorder(r, offset_ms) for p, r in net.recorders.items()}
+            for p, (ids, times, n) in chunk.items():
                 n_events[p] += n
+                recent.add(ids, times, t_begin_ms + t_end)
             par.phase = "write_spikes"
             t3 = clock()
-            writer.append_chunk(t_start_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
+            writer.append_chunk(t_begin_ms + t_end, {p: (ids, t) for p, (ids, t, _) in chunk.items()})
             t4 = clock()
             parts["nest_simulate_calls"] += t1 - t0
             parts["read_nest_timers"] += t2 - t1
             parts["read_recorders"] += t3 - t2
             parts["write_spikes"] += t4 - t3
-            progress.t_model_reached_ms = t_start_ms + t_end
+            progress.t_model_reached_ms = t_begin_ms + t_end
             if "first_chunk" not in mem_phases:
                 mem_phases["first_chunk"] = kernel.memory_kib().get("VmRSS", 0)
             par.phase = "simulate"
             wall = time.perf_counter() - wall0
-            remaining = wall / t_done_ms * (sim.t_sim_ms - t_done_ms)
+            remaining = wall / t_done_ms * (seg_ms - t_done_ms)
+            # The checkpoint at the stop must fit in the grace period too.
+            save_s = checkpoints[-1]["seconds"] if checkpoints else checkpoint.estimated_save_s(local_count)
             # Collective: all ranks stop at the same boundary, whoever got the signal.
-            stop_here = t_end < ends[-1] and par.max(int(stop.wants_stop(remaining)))
+            stop_here = t_end < ends[-1] and par.max(int(stop.wants_stop(remaining + save_s)))
             if stop_here:
                 status = "terminated"
-                log.warning("stop requested: stopping at model time %.1f ms of %.1f ms (data flushed)",
-                            t_done_ms, sim.t_sim_ms)
+                log.warning("stop requested: stopping at model time %.1f ms of %.1f ms (data flushed, "
+                            "checkpoint follows)", t_begin_ms + t_done_ms, seg.until_ms)
             elif par.is_root:
                 log.info("simulated %7.1f / %.1f ms  wall %6.1f s  real-time factor %.2f",
-                         t_done_ms, sim.t_sim_ms, wall, wall / (t_done_ms / 1000.0))
-            parts["progress_and_stop_check"] += clock() - t4
+                         t_begin_ms + t_done_ms, seg.until_ms, wall, wall / (t_done_ms / 1000.0))
+            t5 = clock()
+            parts["progress_and_stop_check"] += t5 - t4
+            t_model = t_begin_ms + t_end
+            if stop_here or t_end == ends[-1] or (
+                    seg.checkpoint_every_ms > 0 and t_model >= last_ckpt_ms + seg.checkpoint_every_ms - 1e-9):
+                save_checkpoint(t_model)
+                last_ckpt_ms = t_model
+                parts["write_checkpoint"] += clock() - t5
             if stop_here:
                 break
 
     summary = {
         "status": status,
-        "t_model_reached_ms": t_start_ms + t_done_ms,
+        "segment": seg.index,
+        "t_segment_start_ms": t_begin_ms,
+        "nest_rng_seed": nest_seed,
+        "checkpoints": checkpoints,
+        "connections_sha256": connections_hash,
+        "t_model_reached_ms": t_begin_ms + t_done_ms,
         "neurons": local_neurons,
         "synapses": local_synapses,
         "spikes": writer.spike_counts,
@@ -313,45 +380,177 @@ def needed_disk_bytes(cfg: RunConfig, free_bytes: int) -> int:
     return bound if free_bytes >= bound else estimated_output_bytes(cfg)
 
 
+@dataclass
+class Continuation:
+    """`run --continue RUN_DIR`: simulate `more_ms` beyond the checkpoint, or up to
+    model time `until_ms`; a failed run only with `after_failure`."""
+
+    more_ms: float | None = None
+    until_ms: float | None = None
+    after_failure: bool = False
+
+
+CONTINUABLE = ("complete", "terminated")
+
+
+def prepare_continuation(run_dir: Path, cfg: RunConfig, *, ranks: int, threads: int,
+                         cont: Continuation) -> tuple[object | None, dict, dict, float]:
+    """Rank 0: whether the run in `run_dir` may be continued here, and from where.
+    Returns (the run's lock, its record, the checkpoint manifest, the model time to
+    reach); the lock is None when there is nothing left to simulate. Raises
+    RunDirError (one line) when it may not be continued."""
+    from hpc_brunel.simulation import checkpoint
+
+    run_dir = Path(run_dir)
+    try:
+        record = rundir.read_run_json(run_dir)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"--continue {run_dir}: not an hpc_brunel run directory ({e})") from None
+    if record.get("layout_version") != rundir.RUN_LAYOUT_VERSION:
+        raise RunDirError(f"--continue {run_dir}: run directory layout_version {record.get('layout_version')!r}, "
+                          f"this hpc_brunel writes {rundir.RUN_LAYOUT_VERSION}")
+    lock = rundir.RunLock(run_dir)
+    lock.acquire()  # raises when a process still runs it
+    try:
+        status = record.get("status")
+        if status == "failed" and not cont.after_failure:
+            why = f" ({rundir.describe_failure(record['failure'])})" if record.get("failure") else ""
+            raise RunDirError(f"--continue {run_dir}: the run failed{why}; pass --after-failure to continue it from "
+                              "its last complete checkpoint anyway")
+        if status not in (*CONTINUABLE, "failed", "running"):
+            raise RunDirError(f"--continue {run_dir}: run status {status!r}: allowed {', '.join(CONTINUABLE)}")
+        manifest = checkpoint.read_manifest(run_dir)
+        if manifest is None or manifest.get("run_id") != record.get("run_id"):
+            raise RunDirError(f"--continue {run_dir}: the run has no complete checkpoint (it was stopped before its "
+                              "first one, or written by an hpc_brunel without checkpoints); it cannot be continued")
+        d = record["decomposition"]
+        if ranks * threads != manifest["virtual_processes"]:
+            raise RunDirError(
+                f"--continue {run_dir}: {ranks} rank(s) x {threads} thread(s) = {ranks * threads} virtual processes, "
+                f"the run has {manifest['virtual_processes']} ({d['ranks']} x {d['threads_per_rank']}): NEST's "
+                "connectivity depends on the number of virtual processes; continue with the same one")
+        if (ranks, threads) != (manifest["ranks"], manifest["threads_per_rank"]):
+            raise RunDirError(
+                f"--continue {run_dir}: {ranks} rank(s) x {threads} thread(s): the run's rank files and checkpoint are "
+                f"per rank: continue with its {manifest['ranks']} rank(s) x {manifest['threads_per_rank']} thread(s)")
+        t_ckpt = float(manifest["t_model_ms"])
+        until = cont.until_ms if cont.until_ms is not None else t_ckpt + cont.more_ms
+        h = cfg.simulation.resolution_ms
+        until = round(until / h) * h
+        if until <= t_ckpt:
+            if cont.until_ms is not None and status == "complete" and float(record["t_model_reached_ms"]) >= until:
+                lock.release()
+                return None, record, manifest, until
+            raise RunDirError(f"--until-ms = {until:g}: allowed a model time > {t_ckpt:g} ms (the checkpoint's)")
+        return lock, record, manifest, until
+    except BaseException:
+        lock.release()
+        raise
+
+
 def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int, overwrite: bool,
-            argv: list[str], grace_s: float = 0.0) -> int:
-    """The whole run on every rank. Returns the exit status."""
+            argv: list[str], grace_s: float = 0.0, checkpoint_every_ms: float = 0.0,
+            hash_connections: bool = False, cont: Continuation | None = None) -> int:
+    """The whole run (or, with `cont`, its next segment) on every rank. Returns the exit status."""
+    from hpc_brunel.simulation import checkpoint
+
     t0 = time.perf_counter()
     startup_s = process_age_s()
     progress = Progress(t_model_reached_ms=cfg.simulation.presim_ms)
     # --- run directory: rank 0 decides, everyone learns the outcome ---------
     par.phase = "prepare_run_dir"
-    err, lock, run_id = None, None, None
+    err, lock, run_id, manifest, until, seg_index = None, None, None, None, None, 0
+    segment_record = {"started": rundir.now_iso(), "command": argv,
+                      "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     if par.is_root:
         try:
-            lock = rundir.prepare(run_dir, overwrite=overwrite, needed_bytes=lambda free: needed_disk_bytes(cfg, free))
+            if cont is None:
+                lock = rundir.prepare(run_dir, overwrite=overwrite,
+                                      needed_bytes=lambda free: needed_disk_bytes(cfg, free))
+            else:
+                lock, old, manifest, until = prepare_continuation(run_dir, cfg, ranks=par.size, threads=threads,
+                                                                  cont=cont)
         except RunDirError as e:
             err = str(e)
         else:
-            run_id = uuid.uuid4().hex
-            # run.json first: from here on the directory is an hpc_brunel run, and a failure is recorded in it.
-            rundir.write_run_json(run_dir, {
-                "layout_version": rundir.RUN_LAYOUT_VERSION,
-                "run_id": run_id,
-                "status": "running",
-                "started": rundir.now_iso(),
-                "command": argv,
-                "decomposition": {"ranks": par.size, "threads_per_rank": threads,
-                                  "virtual_processes": par.size * threads},
-                "rng_seed": cfg.simulation.rng_seed,
-                "config": cfg.to_dict(),
-            })
-            par.failure_hooks.append(failure_hook(run_dir, par, progress))
-            (run_dir / CONFIG_TOML).write_text(cfg.to_toml())
-            rundir.update_run_json(run_dir, versions=provenance.versions(nest),
-                                   nest_build_info=provenance.nest_build_info(nest),
-                                   machine=provenance.machine(), slurm=provenance.slurm_context(),
-                                   file_locking=lock.mode)
-    err, run_id = par.bcast((err, run_id))
+            if cont is None:
+                run_id = uuid.uuid4().hex
+                until = cfg.simulation.presim_ms + cfg.simulation.t_sim_ms
+                # run.json first: from here on the directory is an hpc_brunel run, and a failure is recorded in it.
+                rundir.write_run_json(run_dir, {
+                    "layout_version": rundir.RUN_LAYOUT_VERSION,
+                    "run_id": run_id,
+                    "status": "running",
+                    "started": rundir.now_iso(),
+                    "command": argv,
+                    "decomposition": {"ranks": par.size, "threads_per_rank": threads,
+                                      "virtual_processes": par.size * threads},
+                    "rng_seed": cfg.simulation.rng_seed,
+                    "config": cfg.to_dict(),
+                })
+                segment_record.update(index=0, t_start_ms=0.0, until_ms=until,
+                                      nest_rng_seed=cfg.simulation.rng_seed,
+                                      poisson_stream="the run's rng_seed")
+                segments = [segment_record]
+            elif lock is not None:
+                run_id, seg_index = old["run_id"], len(old.get("segments", [{}]))
+                t_ckpt = float(manifest["t_model_ms"])
+                seed = checkpoint.segment_seed(cfg.simulation.rng_seed, seg_index)
+                segment_record.update(
+                    index=seg_index, t_start_ms=t_ckpt, until_ms=until, nest_rng_seed=seed, continued_from=manifest,
+                    poisson_stream=(f"new: NEST reseeded with {seed} (from seed {cfg.simulation.rng_seed} and segment "
+                                    f"{seg_index}) after the network was built; NEST cannot restore a Poisson "
+                                    "generator's stream"),
+                    previous_status=old.get("status"),
+                    lost_ms=max(0.0, float(old.get("t_model_reached_ms") or t_ckpt) - t_ckpt))
+                failures = rundir.read_failures(run_dir)
+                if failures:  # --after-failure: the failure stays on record in its segment
+                    segment_record["previous_failures"] = failures
+                    for r in range(old["decomposition"]["ranks"]):
+                        (run_dir / rundir.failure_file_name(r)).unlink(missing_ok=True)
+                segments = old.get("segments", []) + [segment_record]
+                cfg = dataclasses.replace(cfg, simulation=dataclasses.replace(
+                    cfg.simulation, t_sim_ms=until - cfg.simulation.presim_ms))
+                (run_dir / CONFIG_TOML).write_text(cfg.to_toml())
+                rundir.update_run_json(run_dir, status="running", segments=segments,
+                                       seams_ms=[s["t_start_ms"] for s in segments[1:]], config=cfg.to_dict(),
+                                       failure=None)
+            if lock is not None:
+                par.failure_hooks.append(failure_hook(run_dir, par, progress))
+                if cont is None:
+                    (run_dir / CONFIG_TOML).write_text(cfg.to_toml())
+                    rundir.update_run_json(run_dir, segments=segments, seams_ms=[])
+                rundir.update_run_json(run_dir, versions=provenance.versions(nest),
+                                       nest_build_info=provenance.nest_build_info(nest),
+                                       machine=provenance.machine(), slurm=provenance.slurm_context(),
+                                       file_locking=lock.mode)
+    err, run_id, manifest, until, seg_index, idle = par.bcast(
+        (err, run_id, manifest, until, seg_index, par.is_root and cont is not None and lock is None))
     if err:
         raise RunDirError(err)
+    if idle:
+        if par.is_root:
+            print(f"run {run_dir}: already complete at {until:g} ms of model time; nothing to simulate", flush=True)
+        return EXIT_OK
     if not par.is_root:
         par.failure_hooks.append(failure_hook(run_dir, par, progress))
+    if cont is not None:
+        cfg = dataclasses.replace(cfg, simulation=dataclasses.replace(
+            cfg.simulation, t_sim_ms=until - cfg.simulation.presim_ms))
+        par.phase = "read_checkpoint"
+        state, load_err = None, None
+        try:
+            state = checkpoint.load(run_dir, manifest, par.rank)
+        except RunDirError as e:
+            load_err = str(e)
+        load_err = par.first_error(load_err)
+        if load_err:
+            if par.is_root:
+                lock.release()
+            raise RunDirError(load_err)
+        progress.t_model_reached_ms = state.t_model_ms
+    else:
+        state = None
 
     par.phase = "prepare_run_dir"
     where = par.gather_to_root((provenance.machine()["hostname"], os.environ.get("SLURMD_NODENAME")))
@@ -360,10 +559,12 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
         extra = {"rank_nodes": [n for _, n in where]} if any(n for _, n in where) else {}
         rundir.update_run_json(run_dir, hosts=sorted(set(hosts)), rank_hosts=hosts, **extra)
 
+    segment = Segment(index=seg_index, until_ms=until, state=state, checkpoint_every_ms=checkpoint_every_ms,
+                      hash_connections=hash_connections)
     stop = StopRequest(grace_s)
     try:
         summary = simulate(cfg, run_dir, par, nest, threads=threads, run_id=run_id, stop=stop, progress=progress,
-                           startup_s=startup_s)
+                           startup_s=startup_s, segment=segment)
     finally:
         stop.restore()
     par.phase = "finish_record"
@@ -379,6 +580,16 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     rates = {p: spikes[p] / (t_rec_s * (n_rec or getattr(cfg.network, f"n_{p}"))) if t_rec_s > 0 else 0.0
              for p in POPULATIONS}
     overheads = [overhead_outside_nest(s, s["nest_timers_s"]) for s in summaries]
+    timers_max = {k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries) for k in summary["nest_timers_s"]}
+    segments = rundir.read_run_json(run_dir).get("segments", [])
+    if segments:
+        segments[-1].update(
+            ended=rundir.now_iso(), status=status, t_end_ms=summary["t_model_reached_ms"],
+            wall_time_s=time.perf_counter() - t0, time_simulate_s=timers_max.get("time_simulate"),
+            restore_s=max(s["python_phases_s"].get("restore_checkpoint", 0.0) for s in summaries),
+            checkpoints=summary["checkpoints"],
+            connections_sha256=([s["connections_sha256"] for s in summaries]
+                                if summary["connections_sha256"] else None))
     record = rundir.update_run_json(
         run_dir,
         status=status,
@@ -393,9 +604,10 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 "overhead_outside_nest": o}
                for s, o in zip(summaries, overheads)],
         overhead_outside_nest=max(overheads, key=lambda o: o["outside_nest_s"]),
-        nest_timers_max_s={k: max(s["nest_timers_s"].get(k, 0.0) for s in summaries)
-                           for k in summary["nest_timers_s"]},
+        nest_timers_max_s=timers_max,
         kernel_settings=summary["kernel_settings"],
+        segments=segments,
+        checkpoint=summary["checkpoints"][-1] if summary["checkpoints"] else None,
     )
     lock.release()
     print_summary(record, run_dir)

@@ -6,6 +6,8 @@ the per-rank spike files. Only rank 0 calls the functions that write here
   <run>/run.json        provenance + status (running -> complete | failed | terminated)
   <run>/run.lock        held (fcntl lock) by rank 0 while the run is running
   <run>/rank_NNNNN.h5   per-rank spikes and metadata (see recording.py)
+  <run>/checkpoint.json, checkpoints/   the newest complete checkpoint (see checkpoint.py):
+                        what `run --continue` starts from
   <run>/failure_rank_NNNNN.json   written by a rank that hit an unexpected error
                         (phase, exception, traceback, model time reached), just
                         before it aborted the job; that rank also marks run.json
@@ -28,6 +30,8 @@ from pathlib import Path
 
 from hpc_brunel.constants import (
     ANALYSIS_JSON,
+    CHECKPOINT_JSON,
+    CHECKPOINTS_DIR,
     CONFIG_TOML,
     FIGURES,
     LOCK_FILE,
@@ -39,7 +43,7 @@ from hpc_brunel.errors import RunDirError
 
 RUN_LAYOUT_VERSION = 1
 # Files this package writes into a run directory; --overwrite removes these only.
-OWN_FILES = (RUN_JSON, CONFIG_TOML, SPIKES_FILE, ANALYSIS_JSON, REPORT_MD, *FIGURES)
+OWN_FILES = (RUN_JSON, CHECKPOINT_JSON, CONFIG_TOML, SPIKES_FILE, ANALYSIS_JSON, REPORT_MD, *FIGURES)
 
 
 def now_iso() -> str:
@@ -344,6 +348,7 @@ def prepare(run_dir: Path, *, overwrite: bool, needed_bytes=0) -> RunLock:
     lock = RunLock(run_dir)
     lock.acquire()
     if existing:
+        shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
         for p in run_dir.iterdir():
             if (p.name in OWN_FILES or (p.name.startswith("rank_") and p.suffix == ".h5")
                     or (p.name.startswith(FAILURE_PREFIX) and p.suffix == ".json")):

@@ -287,6 +287,10 @@ def stationary_rate_for_config(cfg) -> float:
         The stationary rate in Hz.
     """
     n, nu = cfg.network, cfg.neuron
+    # A constant current I_e adds I_e tau_m / C_m to the mean input: the same as
+    # lowering threshold and reset by that much.
+    dc_mv = getattr(nu, "i_e_pa", 0.0) * nu.tau_m_ms / nu.c_m_pf
     return stationary_rate_hz(c_e=n.indegree_excitatory, c_i=n.indegree_inhibitory, j_mv=n.weight_mv,
                               g=n.relative_inhibition, eta=n.eta, tau_m_ms=nu.tau_m_ms, t_ref_ms=nu.t_ref_ms,
-                              v_th_mv=nu.v_threshold_mv - nu.e_l_mv, v_reset_mv=nu.v_reset_mv - nu.e_l_mv)
+                              v_th_mv=nu.v_threshold_mv - nu.e_l_mv - dc_mv,
+                              v_reset_mv=nu.v_reset_mv - nu.e_l_mv - dc_mv)
