@@ -261,6 +261,9 @@ def add_jobscript_parser(sub) -> None:
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],
                    help="extra #SBATCH line, e.g. --sbatch=--mem=0 (repeatable)")
     j.add_argument("--run-args", default="", help="options for 'hpc_brunel run', e.g. '--t-sim-ms 500'")
+    j.add_argument("--segments", type=_positive_int, default=1, metavar="K",
+                   help="chain: K jobs of --time each, the first runs, the others continue the run from its "
+                        "checkpoint (run --continue) until it reaches --t-sim-ms; then the analysis (default 1)")
     j.add_argument("--plan-table", type=Path, action="append", default=None, metavar="TABLE",
                    help="measured runs for the printed plan (as 'plan --table'; default: the shipped table)")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from hpc_brunel.config import LEAN_SYNAPSE_MODEL, parse_override, resolve
+from hpc_brunel.constants import CONFIG_TOML, DEFAULT_CHECKPOINT_EVERY_MS
 from hpc_brunel.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -110,7 +111,7 @@ def config_for_run(args):
         _check_ms("--t-sim-ms", args.t_sim_ms, strict=True)
     else:
         _check_ms("--until-ms", args.until_ms, strict=True)
-    toml = Path(args.continue_dir) / "config.toml"
+    toml = Path(args.continue_dir) / CONFIG_TOML
     if not toml.is_file():
         raise ConfigError(f"--continue {args.continue_dir}: no config.toml: not an hpc_brunel run directory")
     from hpc_brunel.config import load_toml
@@ -375,8 +376,17 @@ def cmd_jobscript(args) -> int:
     elif args.what == "analyze":
         sys.stdout.write(J.render_analyze(c, run_dir))
     else:
-        run_id, ana_id = J.submit_chain(c, run_dir, run_args)  # JobError (exit 1) when sbatch fails
-        print(f"run job {run_id}; analyze job {ana_id} (afterany:{run_id}); run directory {run_dir}")
+        if args.segments > 1 and args.run_namespace.continue_dir is not None:
+            raise ConfigError("--segments: the chain starts the run; --run-args cannot hold --continue")
+        until = cfg.simulation.presim_ms + cfg.simulation.t_sim_ms
+        ns = args.run_namespace
+        cont_args = [*(["--grace-s", f"{ns.grace_s:g}"] if ns.grace_s else []),
+                     *(["--checkpoint-every-ms", f"{ns.checkpoint_every_ms:g}"]
+                       if ns.checkpoint_every_ms != DEFAULT_CHECKPOINT_EVERY_MS else [])]
+        ids = J.submit_chain(c, run_dir, run_args, segments=args.segments, until_ms=until,
+                             continue_args=cont_args)  # JobError (exit 1) when sbatch fails
+        conts = "".join(f"; continue job {j} (afterany:{p})" for p, j in zip(ids[:-2], ids[1:-1]))
+        print(f"run job {ids[0]}{conts}; analyze job {ids[-1]} (afterany:{ids[-2]}); run directory {run_dir}")
     return EXIT_OK
 
 

@@ -144,6 +144,19 @@ def render_run(c: Cluster, run_dir, run_args: list[str], job_name: str = "brunel
                            environment=_environment(c), srun=_srun(c), run_args=" ".join(shq(a) for a in args))
 
 
+def render_continue(c: Cluster, run_dir, until_ms: float, segment: int, extra_args: list[str] = (),
+                    job_name: str = "brunel-continue", log_dir=None) -> str:
+    """A segment job of a chain: `run --continue RUN_DIR --until-ms UNTIL` (same
+    allocation as the run job: the same ranks x threads)."""
+    log_dir = Path(run_dir).parent if log_dir is None else log_dir
+    return render_template("continue", header=_header(c, job_name, log_dir, nodes=c.nodes,
+                                                      ntasks_per_node=c.ntasks_per_node,
+                                                      cpus_per_task=c.cpus_per_task),
+                           environment=_environment(c), srun=_srun(c), run_dir=shq(run_dir),
+                           until_ms=f"{until_ms:g}", segment=segment,
+                           extra="".join(" " + shq(a) for a in extra_args))
+
+
 def render_analyze(c: Cluster, run_dir, job_name: str = "brunel-analyze", log_dir=None, extra: str = "") -> str:
     """The analysis job of a run (one task, one core, 20 min); `extra`: more `analyze` options."""
     log_dir = Path(run_dir).parent if log_dir is None else log_dir
@@ -276,21 +289,34 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def submit_chain(c: Cluster, run_dir: Path, run_args: list[str]) -> tuple[str, str]:
-    """Write run.sbatch and analyze.sbatch next to the run directory, submit the
-    analysis with afterany on the run, return the two job ids.
+def submit_chain(c: Cluster, run_dir: Path, run_args: list[str], *, segments: int = 1,
+                 until_ms: float | None = None, continue_args: list[str] = ()) -> tuple[str, ...]:
+    """Write run.sbatch, continue-<k>.sbatch (k = 2..segments) and analyze.sbatch
+    next to the run directory, submit each with afterany on the one before, and
+    return the job ids (run, continues..., analyze). With segments > 1, until_ms
+    is the model time the run must reach (its warm-up + t_sim) and each segment
+    continues it from the newest checkpoint.
 
     afterany, not afterok: a run stopped at the time limit (TIMEOUT, exit 3) is a
-    clean shorter run that `analyze` analyzes, and a failed or killed run must not
-    leave the analysis pending forever (DependencyNeverSatisfied): `analyze`
-    reads the run directory and fails with the reason (failed rank and phase)."""
+    clean shorter run that the next segment continues and `analyze` analyzes, and a
+    failed or killed run must not leave the rest pending forever
+    (DependencyNeverSatisfied): a segment after a failure refuses in one line, and
+    `analyze` reads the run directory and fails with the reason (failed rank and phase)."""
+    if segments < 1:
+        raise ValueError("segments must be >= 1")
+    if segments > 1 and until_ms is None:
+        raise ValueError("a chain of segments needs until_ms")
     run_dir = run_dir.resolve()
     jobs = run_dir.parent / f"{run_dir.name}.jobs"
-    run_script = write(jobs / "run.sbatch", render_run(c, run_dir, run_args, log_dir=jobs))
-    ana_script = write(jobs / "analyze.sbatch", render_analyze(c, run_dir, log_dir=jobs))
-    run_id = sbatch(run_script)
-    ana_id = sbatch(ana_script, [run_id], kind="afterany")
-    return run_id, ana_id
+    scripts = [write(jobs / "run.sbatch", render_run(c, run_dir, run_args, log_dir=jobs))]
+    for k in range(2, segments + 1):
+        scripts.append(write(jobs / f"continue-{k}.sbatch",
+                             render_continue(c, run_dir, until_ms, k, continue_args, log_dir=jobs)))
+    scripts.append(write(jobs / "analyze.sbatch", render_analyze(c, run_dir, log_dir=jobs)))
+    ids = [sbatch(scripts[0])]
+    for script in scripts[1:]:
+        ids.append(sbatch(script, [ids[-1]], kind="afterany"))
+    return tuple(ids)
 
 
 def submit_series(series, out: Path, c: Cluster | None = None, log=print) -> None:

@@ -161,8 +161,6 @@ def save(run_dir: Path, par, state: RankState, meta: dict) -> dict:
     removes older checkpoints. A rank that fails while writing raises (the job is
     aborted as for any failure); the half-written directory is never pointed to.
     Returns {seconds (slowest rank), bytes (all ranks), t_model_ms} on every rank."""
-    from hpc_brunel.simulation.recording import h5_open
-
     t0 = time.perf_counter()
     root = Path(run_dir) / CHECKPOINTS_DIR
     tmp = root / f"tmp-{_tag(state.t_model_ms)}"
@@ -173,15 +171,7 @@ def save(run_dir: Path, par, state: RankState, meta: dict) -> dict:
     par.barrier()
     path = _rank_file(tmp, par.rank)
     part = path.with_name(path.name + ".part")
-    with h5_open(part, "w") as f:
-        f.attrs.update(layout_version=CHECKPOINT_LAYOUT_VERSION, t_model_ms=state.t_model_ms, rank=par.rank,
-                       **{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in meta.items()})
-        f.create_dataset("node_ids", data=state.node_ids)
-        f.create_dataset("v_m_mv", data=state.v_m_mv)
-        f.create_dataset("window_node_ids", data=state.window_node_ids)
-        f.create_dataset("window_times_ms", data=state.window_times_ms)
-    with open(part, "rb+") as fh:
-        os.fsync(fh.fileno())
+    write_rank_file(part, state, {**meta, "rank": par.rank})
     os.replace(part, path)
     size = path.stat().st_size
     par.barrier()  # every rank has its file in tmp-<t>
@@ -204,6 +194,21 @@ def save(run_dir: Path, par, state: RankState, meta: dict) -> dict:
                 shutil.rmtree(old, ignore_errors=True)
     seconds = par.max(time.perf_counter() - t0)
     return {"t_model_ms": state.t_model_ms, "seconds": seconds, "bytes": int(par.sum(size))}
+
+
+def write_rank_file(path: Path, state: RankState, meta: dict) -> None:
+    """Write one rank's state to `path` and fsync it."""
+    from hpc_brunel.simulation.recording import h5_open
+
+    with h5_open(path, "w") as f:
+        f.attrs.update(layout_version=CHECKPOINT_LAYOUT_VERSION, t_model_ms=state.t_model_ms,
+                       **{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in meta.items()})
+        f.create_dataset("node_ids", data=state.node_ids)
+        f.create_dataset("v_m_mv", data=state.v_m_mv)
+        f.create_dataset("window_node_ids", data=state.window_node_ids)
+        f.create_dataset("window_times_ms", data=state.window_times_ms)
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def _write_json_atomic(path: Path, record: dict) -> None:
@@ -283,15 +288,23 @@ def connections_sha256(nest, neurons, batch: int = 2000) -> str:
     """SHA-256 of this rank's connections from `neurons` (source, target, weight, delay),
     read from NEST in batches of sources and sorted: the same network gives the same hash."""
     digest = hashlib.sha256()
-    ids = np.asarray(neurons.tolist(), dtype=np.int64)
+    ids = np.asarray(neurons.tolist(), dtype=np.int64)  # the network's own connections: neurons -> neurons
     for start in range(0, len(ids), batch):
-        conns = nest.GetConnections(source=nest.NodeCollection(ids[start:start + batch].tolist()))
+        conns = nest.GetConnections(source=nest.NodeCollection(ids[start:start + batch].tolist()), target=neurons)
         if len(conns) == 0:
             continue
-        st = conns.get(["source", "target", "weight", "delay"])
-        src, tgt = (np.atleast_1d(np.asarray(st[k], dtype=np.int64)) for k in ("source", "target"))
-        w, d = (np.atleast_1d(np.asarray(st[k], dtype=np.float64)) for k in ("weight", "delay"))
+        src, tgt, w, d = (np.atleast_1d(np.asarray(_connection_values(conns, k), dtype=np.float64))
+                          for k in ("source", "target", "weight", "delay"))
         order = np.lexsort((d, w, tgt, src))
         for a in (src, tgt, w, d):
             digest.update(np.ascontiguousarray(a[order]).tobytes())
     return digest.hexdigest()
+
+
+def _connection_values(conns, key: str):
+    """One attribute of every connection in `conns`; NaN where the synapse model has
+    none (a _hom_w model's weight is its model's, not the connection's)."""
+    try:
+        return conns.get(key)
+    except KeyError:
+        return [float("nan")] * len(conns)

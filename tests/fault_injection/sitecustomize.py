@@ -12,6 +12,8 @@ the first):
   check_nest      NestSetupError from kernel.check_nest (this rank's NEST disagrees)
   hook_interrupt  KeyboardInterrupt from rundir.record_failure (a 2nd Ctrl-C while the
                   failure is being recorded)
+  write_checkpoint  OSError from checkpoint.write_rank_file after half of the file is
+                  written (the job dies while a checkpoint is being written)
 
 The rank is read from the launcher's variables, as hpc_brunel itself does.
 """
@@ -48,6 +50,21 @@ def _install(spec: str) -> None:
             return original(self, *a, **kw)
 
         setattr(cls, name, faulty)
+    elif target == "write_checkpoint":
+        import errno
+
+        from hpc_brunel.simulation import checkpoint
+
+        original = checkpoint.write_rank_file
+
+        def faulty(path, *a, **kw):
+            if due():
+                with open(path, "wb") as f:  # a half-written file, as a killed writer leaves it
+                    f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+                raise OSError(errno.EDQUOT, f"Disk quota exceeded (injected fault: {spec})")
+            return original(path, *a, **kw)
+
+        checkpoint.write_rank_file = faulty
     elif target in ("provenance", "analyze", "check_nest", "hook_interrupt"):
         import importlib
 
