@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory clean
+.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
 
 setup:
 	@VENV=$(VENV) bash tools/setup-env.sh
@@ -67,6 +67,10 @@ bench-analyze: setup
 # (~12 GB of memory, ~25 min on 2 cores); its table calibrates and validates `hpc_brunel plan`
 bench-size: setup
 	$(PY) scaling/bench_network_size.py $(BENCH_SIZE_ARGS)
+
+# checkpoints and continuing: cost at 12,500 and 125,000 neurons, and the seam against an uninterrupted run (~10 min)
+bench-checkpoint: setup
+	$(PY) scaling/bench_checkpoint.py --out scaling/results/checkpoint $(BENCH_CHECKPOINT_ARGS)
 
 # memory per phase: hand-written script vs hpc_brunel run on the same NEST build, 1x2 and 2x1
 bench-memory: setup

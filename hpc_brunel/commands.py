@@ -11,6 +11,7 @@ the simulation on every rank, then the analysis on rank 0 in the same process.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shlex
@@ -358,7 +359,10 @@ def cmd_jobscript(args) -> int:
         for t in tables or []:
             if not table_path(t).is_file():
                 raise ConfigError(f"--plan-table {t}: no such file (a network_size.csv or a scaling series)")
-        for line in allocation_warnings(cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
+        # a chain of segments: each job must hold its share of the model time (plus the network's build)
+        plan_cfg = cfg if args.segments == 1 else dataclasses.replace(cfg, simulation=dataclasses.replace(
+            cfg.simulation, t_sim_ms=cfg.simulation.t_sim_ms / args.segments))
+        for line in allocation_warnings(plan_cfg, nodes=args.nodes, ntasks_per_node=args.ntasks_per_node,
                                         cpus_per_task=args.cpus_per_task, extra_sbatch=args.extra_sbatch,
                                         table=[table_path(t) for t in tables] if tables else None):
             print(line, file=sys.stderr)
@@ -376,14 +380,20 @@ def cmd_jobscript(args) -> int:
     elif args.what == "analyze":
         sys.stdout.write(J.render_analyze(c, run_dir))
     else:
-        if args.segments > 1 and args.run_namespace.continue_dir is not None:
-            raise ConfigError("--segments: the chain starts the run; --run-args cannot hold --continue")
-        until = cfg.simulation.presim_ms + cfg.simulation.t_sim_ms
         ns = args.run_namespace
+        if args.segments > 1 and ns.continue_dir is not None:
+            raise ConfigError("--segments: the chain starts the run; --run-args cannot hold --continue")
+        targets = J.segment_targets_ms(cfg.simulation.presim_ms, cfg.simulation.t_sim_ms, args.segments,
+                                       cfg.simulation.resolution_ms)
+        if args.segments > 1:  # the run job simulates the first segment; argparse: the last --t-sim-ms wins
+            run_args = [*run_args, "--t-sim-ms", f"{targets[0] - cfg.simulation.presim_ms:g}"]
+            print("segments (model time each job reaches; a job stopped by its time limit is caught up by the "
+                  "next): " + ", ".join(f"{t:g} ms" for t in targets), file=sys.stderr)
         cont_args = [*(["--grace-s", f"{ns.grace_s:g}"] if ns.grace_s else []),
                      *(["--checkpoint-every-ms", f"{ns.checkpoint_every_ms:g}"]
-                       if ns.checkpoint_every_ms != DEFAULT_CHECKPOINT_EVERY_MS else [])]
-        ids = J.submit_chain(c, run_dir, run_args, segments=args.segments, until_ms=until,
+                       if ns.checkpoint_every_ms != DEFAULT_CHECKPOINT_EVERY_MS else []),
+                     *(["--hash-connections"] if ns.hash_connections else [])]
+        ids = J.submit_chain(c, run_dir, run_args, continue_until_ms=targets[1:],
                              continue_args=cont_args)  # JobError (exit 1) when sbatch fails
         conts = "".join(f"; continue job {j} (afterany:{p})" for p, j in zip(ids[:-2], ids[1:-1]))
         print(f"run job {ids[0]}{conts}; analyze job {ids[-1]} (afterany:{ids[-2]}); run directory {run_dir}")

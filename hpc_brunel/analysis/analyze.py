@@ -214,6 +214,7 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
         "run_id": record["run_id"],
         "partial": g["partial"],
         "run_status": record.get("status"),
+        "seams_ms": record.get("seams_ms", []),  # where a continuation (run --continue) started
         "t_sim_requested_ms": cfg.simulation.presim_ms + cfg.simulation.t_sim_ms,
         "failures": [{k: v for k, v in f.items() if k != "traceback"} for f in rundir.read_failures(run_dir)],
         "window_ms": [t_lo, t_hi],
@@ -358,6 +359,12 @@ def report_markdown(a: dict, record: dict, cfg: RunConfig, plots: bool) -> str:
                   f"{a['window_ms'][1]:.1f} ms of the {a['t_sim_requested_ms']:.1f} ms asked for; every rank "
                   "stopped at that chunk boundary and closed its file, so this is a complete analysis of a "
                   "shorter run.", ""]
+    if a.get("seams_ms"):
+        segs = record.get("segments", [])
+        lines += [f"> **Continued run**: {len(segs)} segments (jobs), seams at "
+                  + ", ".join(f"{t:g} ms" for t in a["seams_ms"]) + ": every neuron's state and the spikes in "
+                  "flight were restored at each seam; the Poisson drive drew a new random stream there "
+                  "(run.json `segments`).", ""]
     lines += [
         "## Parameters",
         "",

@@ -231,6 +231,13 @@ def render_examples() -> dict[str, str]:
                                                        "Submitted after chain-run.sbatch with "
                                                        "--dependency=afterany:<run job> (see chain-run.sbatch)."),
                                                run_dir, log_dir=""),
+        "chain-continue.sbatch": render_continue(
+            cluster("Long runs across time limits: a segment job that continues the run in RUN_DIR from its newest "
+                    "checkpoint up to 100 s of model time (or as far as this job's --time allows).",
+                    "Submit after the run job, once per segment: j2=$(sbatch --parsable --dependency=afterany:$j "
+                    "jobscripts/chain-continue.sbatch); ... then chain-analyze.sbatch after the last one. "
+                    "`python -m hpc_brunel jobscript chain --segments K` writes and submits the whole chain."),
+            run_dir, 100000.0, 2, log_dir=""),
     }
     for kind, decomp in (("strong", (4, 8)), ("weak", (4, 8))):
         series = scaling.plan(kind, [decomp], repetitions=1)
@@ -289,34 +296,38 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def submit_chain(c: Cluster, run_dir: Path, run_args: list[str], *, segments: int = 1,
-                 until_ms: float | None = None, continue_args: list[str] = ()) -> tuple[str, ...]:
-    """Write run.sbatch, continue-<k>.sbatch (k = 2..segments) and analyze.sbatch
-    next to the run directory, submit each with afterany on the one before, and
-    return the job ids (run, continues..., analyze). With segments > 1, until_ms
-    is the model time the run must reach (its warm-up + t_sim) and each segment
-    continues it from the newest checkpoint.
+def submit_chain(c: Cluster, run_dir: Path, run_args: list[str], *, continue_until_ms: list[float] = (),
+                 continue_args: list[str] = ()) -> tuple[str, ...]:
+    """Write run.sbatch, one continue-<k>.sbatch per entry of continue_until_ms
+    (k = 2, 3, ...: `run --continue RUN_DIR --until-ms` that model time) and
+    analyze.sbatch next to the run directory, submit each with afterany on the one
+    before, and return the job ids (run, continues..., analyze).
 
     afterany, not afterok: a run stopped at the time limit (TIMEOUT, exit 3) is a
-    clean shorter run that the next segment continues and `analyze` analyzes, and a
-    failed or killed run must not leave the rest pending forever
-    (DependencyNeverSatisfied): a segment after a failure refuses in one line, and
-    `analyze` reads the run directory and fails with the reason (failed rank and phase)."""
-    if segments < 1:
-        raise ValueError("segments must be >= 1")
-    if segments > 1 and until_ms is None:
-        raise ValueError("a chain of segments needs until_ms")
+    clean shorter run that the next segment continues (catching up to its own
+    target) and `analyze` analyzes, and a failed or killed run must not leave the
+    rest pending forever (DependencyNeverSatisfied): a segment after a failure
+    refuses in one line, and `analyze` reads the run directory and fails with the
+    reason (failed rank and phase)."""
     run_dir = run_dir.resolve()
     jobs = run_dir.parent / f"{run_dir.name}.jobs"
     scripts = [write(jobs / "run.sbatch", render_run(c, run_dir, run_args, log_dir=jobs))]
-    for k in range(2, segments + 1):
+    for k, until in enumerate(continue_until_ms, start=2):
         scripts.append(write(jobs / f"continue-{k}.sbatch",
-                             render_continue(c, run_dir, until_ms, k, continue_args, log_dir=jobs)))
+                             render_continue(c, run_dir, until, k, continue_args, log_dir=jobs)))
     scripts.append(write(jobs / "analyze.sbatch", render_analyze(c, run_dir, log_dir=jobs)))
     ids = [sbatch(scripts[0])]
     for script in scripts[1:]:
         ids.append(sbatch(script, [ids[-1]], kind="afterany"))
     return tuple(ids)
+
+
+def segment_targets_ms(presim_ms: float, t_sim_ms: float, segments: int, resolution_ms: float) -> list[float]:
+    """Model time each of `segments` jobs simulates up to: presim + k t_sim / K on the
+    resolution grid (k = 1..K), the last exactly presim + t_sim."""
+    steps = round(t_sim_ms / resolution_ms)
+    return [presim_ms + round(steps * k / segments) * resolution_ms for k in range(1, segments)] + [
+        presim_ms + t_sim_ms]
 
 
 def submit_series(series, out: Path, c: Cluster | None = None, log=print) -> None:

@@ -2,9 +2,10 @@
 
 NEST 3.10 cannot store and restore an MPI-parallel simulation (its docs say so,
 and its Dump/Load work was never merged). What the Brunel network needs to go on
-is small: each neuron's membrane potential, and the spikes of the last
-P = max(D, t_ref) ms: those still in flight to their targets (emitted within the
-last delay D) and those whose neurons are still refractory (within t_ref). The
+is small: each neuron's membrane potential, and the spikes of the last P ms
+(max(D, t_ref) rounded up to whole delays): those still in flight to their
+targets (emitted within the last delay D) and those whose neurons are still
+refractory (within t_ref). The
 connectivity is rebuilt: the same seed and the same number of virtual processes
 give NEST the same connections (run.json records a hash of them per rank when
 asked, `run --hash-connections`).
@@ -71,11 +72,12 @@ def estimated_save_s(local_neurons: int) -> float:
 
 
 def preroll_ms(cfg: RunConfig) -> float:
-    """P = max(D, t_ref) on the resolution grid (at least one step): the spikes of the
-    last P ms are what a continuation needs besides V_m."""
-    h = cfg.simulation.resolution_ms
-    steps = max(1, math.ceil(max(cfg.network.delay_ms, cfg.neuron.t_ref_ms) / h - 1e-9))
-    return steps * h
+    """P: max(D, t_ref) rounded up to a whole number of delays D (3 ms for D = 1.5 ms,
+    t_ref = 2 ms). The spikes of the last P ms are what a continuation needs besides
+    V_m; a whole number of delays keeps NEST's communication slices where they were."""
+    h, d = cfg.simulation.resolution_ms, cfg.network.delay_ms
+    delays = max(1, math.ceil(max(d, cfg.neuron.t_ref_ms) / d - 1e-9))
+    return round(delays * d / h) * h
 
 
 def segment_seed(rng_seed: int, segment: int) -> int:
@@ -117,15 +119,22 @@ class RecentSpikes:
 
 
 def local_neurons(nest, neurons):
-    """This rank's neurons of the NodeCollection `neurons` (NEST's order: by id)."""
-    return nest.GetLocalNodeCollection(neurons)
+    """This rank's neurons of the NodeCollection `neurons` (NEST's order: by id).
+    Called on every rank alike, so NEST's warning that the result differs between
+    ranks (it does, by design) is silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return nest.GetLocalNodeCollection(neurons)
 
 
 def capture(nest, neurons, *, t_model_ms: float, offset_ms: float, p_ms: float, recent: RecentSpikes) -> RankState:
     """This rank's state at model time t_model_ms (NEST's clock + offset_ms). The
     window spikes are the recorded ones of the last P ms plus, for every neuron,
-    NEST's last spike time (t_spike): neurons that are not recorded are covered too
-    (one spike per neuron fits in the window when D <= t_ref)."""
+    NEST's last spike time (t_spike): neurons that are not recorded are covered too.
+    Only an unrecorded neuron's earlier spikes in the window are missing: they matter
+    only when D > t_ref (two spikes of one neuron in flight at once)."""
     local = local_neurons(nest, neurons)
     if len(local):
         status = local.get(["V_m", "t_spike"])
@@ -270,12 +279,20 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: window spikes outside the last {p_ms} ms")
     if len(local):
         local.set(V_th=_UNREACHABLE_V_TH_MV)
-    with nest.RunManager():
-        for k in range(1, n_steps + 1):
-            due = np.unique(state.window_node_ids[steps == k])
-            if len(due):
-                nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k, stamp offset + k h
-            nest.Run(resolution_ms)
+    verbosity = nest.verbosity
+    # Run() of single steps: NEST warns at each that the time is not a multiple of the
+    # min delay (RNG draws of several generators could interleave differently; the
+    # pre-roll's Poisson draws are discarded, and P is a whole number of delays).
+    nest.verbosity = nest.VerbosityLevel.ERROR
+    try:
+        with nest.RunManager():
+            for k in range(1, n_steps + 1):
+                due = np.unique(state.window_node_ids[steps == k])
+                if len(due):
+                    nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k: stamp offset + k h
+                nest.Run(resolution_ms)
+    finally:
+        nest.verbosity = verbosity
     if len(local):
         local.set(V_th=v_th_mv)
         local.set(V_m=state.v_m_mv.tolist())

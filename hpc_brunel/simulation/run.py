@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import signal
 import time
@@ -657,12 +658,16 @@ def check_run_options(cfg: RunConfig, par: Parallel, *, cli_threads: int | None,
     if not (0 <= grace_s < float("inf")):
         raise ConfigError(f"--grace-s = {grace_s}: allowed a finite number of seconds >= 0")
     window = launcher_kill_window_s() if par.is_root else None  # may ask SLURM: once
-    if window is not None and grace_s > max(0.0, window[0] - GRACE_MARGIN_S):
-        allowed = max(0.0, window[0] - GRACE_MARGIN_S)
+    # After the grace period: finish the chunk, write the checkpoint, close the files.
+    from hpc_brunel.simulation.checkpoint import estimated_save_s
+
+    save_s = estimated_save_s(math.ceil(cfg.network.n_neurons / par.size))
+    if window is not None and grace_s > max(0.0, window[0] - GRACE_MARGIN_S - save_s):
+        allowed = max(0.0, math.floor((window[0] - GRACE_MARGIN_S - save_s) * 10) / 10)
         raise ConfigError(
             f"--grace-s = {grace_s:g}: allowed 0..{allowed:g} s here: {window[1]} sends SIGKILL "
             f"{window[0]:g} s after SIGTERM, and the run needs ~{GRACE_MARGIN_S:g} s after the grace "
-            "period to finish its chunk and close its files")
+            f"period to finish its chunk and close its files and ~{save_s:.1f} s to write its checkpoint")
     return threads
 
 

@@ -74,3 +74,40 @@ def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
         assert line in text, line
     assert "--no-analyze" in text
     assert "python -m hpc_brunel analyze" in J.render_analyze(c, tmp_path / "r")
+
+
+def test_chain_of_segments_runs_then_continues_then_analyzes(tmp_path, monkeypatch):
+    """jobscript chain --segments 3: run -> continue -> continue -> analyze, each after
+    the one before with afterany (a fake sbatch records the submissions)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.log"
+    (bin_dir / "sbatch").write_text(f"""#!/bin/bash
+echo "$@" >> {log}
+echo $((100 + $(wc -l < {log})))
+""")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "chain", "--segments", "3", "--time",
+                           "00:10:00", "--run-dir", str(tmp_path / "long"), "--venv", "", "--run-args",
+                           "--t-sim-ms 100000 --grace-s 5"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "continue job 102 (afterany:101); continue job 103 (afterany:102); analyze job 104 (afterany:103)" \
+        in proc.stdout
+    calls = log.read_text().splitlines()
+    jobs = tmp_path / "long.jobs"
+    assert calls == [f"--parsable {jobs}/run.sbatch",
+                     f"--parsable --dependency=afterany:101 {jobs}/continue-2.sbatch",
+                     f"--parsable --dependency=afterany:102 {jobs}/continue-3.sbatch",
+                     f"--parsable --dependency=afterany:103 {jobs}/analyze.sbatch"]
+    cont = (jobs / "continue-3.sbatch").read_text()
+    assert f"python -m hpc_brunel run --continue {tmp_path / 'long'} --until-ms 100000 --no-analyze --grace-s 5" \
+        in cont
+    assert "--until-ms 66666.7 " in (jobs / "continue-2.sbatch").read_text()  # 2/3 of the way, on the 0.1 ms grid
+    assert (jobs / "run.sbatch").read_text().rstrip().endswith("--t-sim-ms 100000 --grace-s 5 --t-sim-ms 33333.3")
+    assert "segments (model time each job reaches" in proc.stderr
+    assert "#SBATCH --time=00:10:00" in cont
+    assert subprocess.run(["bash", "-n", str(jobs / "continue-2.sbatch")]).returncode == 0
+    bad = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "chain", "--segments", "2", "--run-args",
+                          "--continue x --t-sim-ms 500"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "--segments" in bad.stderr

@@ -81,7 +81,8 @@ def test_a_different_vp_count_or_conflicting_options_are_refused(tmp_path):
     before = (run / "run.json").read_text()
     for args, ranks, words in (
             (["--continue", run, "--t-sim-ms", "50"], 1, "virtual processes"),
-            (["--continue", run, "--t-sim-ms", "50", "--threads", "2", "--allow-oversubscribe"], 2, "virtual processes"),
+            (["--continue", run, "--t-sim-ms", "50", "--threads", "2", "--allow-oversubscribe"], 2,
+             "virtual processes"),
             (["--continue", run, "--t-sim-ms", "50", "--set", "network.eta=1"], 2, "--set"),
             (["--continue", run], 2, "--until-ms"),
             (["--until-ms", "80"], 1, "--continue")):
