@@ -153,23 +153,30 @@ def test_time_limit_then_continue_matches_an_uninterrupted_run(slurm, tmp_path, 
     hpc_brunel("run", *SMALL, "--t-sim-ms", seam + window, "--run-dir", ref, "--no-analyze",
                "--checkpoint-every-ms", "0", ranks=2, check=True, timeout=1200)
     n = 1000
-    data = {}
+    data, pops = {}, {}
     for name, path in (("continued", run_dir), ("uninterrupted", ref)):
         run = api.load_run(path, t_start_ms=seam - window, t_stop_ms=seam + window)
         e, i = run.spikes["excitatory"], run.spikes["inhibitory"]
         data[name] = (np.concatenate([e.node_ids, i.node_ids + e.n_neurons]), np.concatenate([e.times_ms, i.times_ms]))
+        pops[name] = {p: (s.node_ids, s.times_ms, s.n_neurons) for p, s in run.spikes.items()}
     lines = []
     for name, (nid, t) in data.items():
         tr = seams.seam_transient(t, n, seam, reference=(seam - window, seam - 100.0), k_sd=4.0)
         lines.append(f"{name}: {tr.bins_outside} bins outside the band after {seam} ms")
         if name == "continued":
             assert tr.bins_outside == 0, (tr.rate_after_hz, tr.band_mean_hz, tr.band_sd_hz)
-    blocks = {k: seams.block_statistics(*v, n, seam, seam + window, n_blocks=10) for k, v in data.items()}
-    for stat in ("rate_hz", "cv_isi", "chi_inf"):
-        diff, se, ok = seams.within_standard_errors(blocks["continued"][stat], blocks["uninterrupted"][stat])
-        lines.append(f"{stat}: {blocks['continued'][stat].mean():.4f} vs {blocks['uninterrupted'][stat].mean():.4f} "
-                     f"(diff {diff:+.4f}, SE {se:.4f})")
-        assert ok, lines
+    # Per population: rate, CV(ISI), chi_inf after the seam, batch means over 10 blocks. The
+    # target is 2 standard errors; two statistically identical runs exceed 2 SE in 5 % of the
+    # comparisons by chance (a quarter of the time in one of these six), so each is printed and
+    # the test fails beyond 3 SE.
+    for pop in ("excitatory", "inhibitory"):
+        blocks = {k: seams.block_statistics(v[pop][0], v[pop][1], v[pop][2], seam, seam + window, n_blocks=10)
+                  for k, v in pops.items()}
+        for stat in ("rate_hz", "cv_isi", "chi_inf"):
+            diff, se, _ = seams.within_standard_errors(blocks["continued"][stat], blocks["uninterrupted"][stat])
+            lines.append(f"{pop} {stat}: {blocks['continued'][stat].mean():.4f} vs "
+                         f"{blocks['uninterrupted'][stat].mean():.4f} ({diff / se:+.2f} SE)")
+            assert abs(diff) <= 3 * se, lines
     corr = {k: seams.rate_correlation(*v, n, seam - window, seam, seam + window) for k, v in data.items()}
     lines.append(f"rate correlation across the seam: {corr}")
     assert corr["continued"] >= corr["uninterrupted"] - 2 * np.sqrt(2.0 / (n - 3)), lines
