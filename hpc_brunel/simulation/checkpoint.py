@@ -11,15 +11,15 @@ give NEST the same connections (run.json records a hash of them per rank when
 asked, `run --hash-connections`).
 
 Continuing (`restore`): build the network as before, then a pre-roll of P ms in
-which NEST's clock stands for model time T - P .. T: every neuron's threshold is
-raised out of reach, and each neuron that spiked in (T - P, T] is made to spike
-again at the same step (its V_m is set above the raised threshold just before).
+which NEST's clock stands for model time T - P .. T: every neuron's V_m is held
+far below threshold, and each neuron that spiked in (T - P, T] is made to spike
+again at the same step (its V_m is set far above threshold just before).
 NEST itself then puts the neuron into its refractory state for exactly the time
 left, and delivers the spike through the neuron's own connections at the time it
 would have arrived; spikes whose arrival is at or before T land inside the
-pre-roll, where nothing is kept. At the end of the pre-roll the thresholds go
-back and every neuron's V_m is set to its checkpointed value (a refractory
-neuron's is V_reset, which it already has). NEST's model time then lags the run's
+pre-roll, where nothing is kept. At the end of the pre-roll every neuron's V_m is
+set to its checkpointed value (a refractory neuron's is V_reset, which it
+already has); no parameter is touched. NEST's model time then lags the run's
 by T - P ms (`offset_ms`), which the recording adds back. Checked in
 tests/simulation/test_continue.py: with a deterministic drive (DC current, no
 Poisson input) a continued run gives the uninterrupted run's spikes exactly; a
@@ -57,9 +57,10 @@ from hpc_brunel.constants import CHECKPOINT_JSON, CHECKPOINTS_DIR
 from hpc_brunel.errors import RunDirError
 
 CHECKPOINT_LAYOUT_VERSION = 1
-#: The raised threshold of the pre-roll and the V_m that makes a neuron spike under it [mV].
-_UNREACHABLE_V_TH_MV = 1.0e6
-_FORCED_V_M_MV = 2.0e6
+#: V_m during the pre-roll, from which no input reaches threshold in P ms, and the V_m
+#: that makes a neuron spike at the next step [mV].
+_HELD_DOWN_V_M_MV = -1.0e6
+_FORCED_V_M_MV = 1.0e6
 #: Wall time of one checkpoint, for the grace-period check: measured 2026-11-30 on the
 #: 2-core AMD box (BENCHMARKS.md), padded 3x; per local neuron plus a fixed part [s].
 SAVE_S_PER_NEURON = 3.0e-5
@@ -118,34 +119,67 @@ class RecentSpikes:
         self.ids, self.times = ids[keep], times[keep]
 
 
-def local_neurons(nest, neurons):
-    """This rank's neurons of the NodeCollection `neurons` (NEST's order: by id).
-    Called on every rank alike, so NEST's warning that the result differs between
-    ranks (it does, by design) is silenced."""
-    import warnings
+class LocalNeurons:
+    """This rank's neurons of the contiguous NodeCollection `neurons`, as one strided
+    slice per local virtual process (NEST places node id on VP id % VPs, and VP v on
+    rank v % ranks: nestkernel/vp_manager_impl.h). Reading or setting a status through
+    the slices costs NEST's per-node dictionary work only (~16 us per neuron); through
+    nest.GetLocalNodeCollection and .tolist() it cost 3 s more per 62,500 neurons
+    (measured 2026-11-30)."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return nest.GetLocalNodeCollection(neurons)
+    def __init__(self, nest, neurons):
+        vps, ranks, rank = nest.total_num_virtual_procs, nest.NumProcesses(), nest.Rank()
+        first, last = neurons[0].global_id, neurons[-1].global_id
+        assert last - first + 1 == len(neurons), "the network's neurons are one contiguous range"
+        self.slices, parts = [], []
+        for vp in range(rank, vps, ranks):
+            k = (vp - first) % vps
+            if k < len(neurons):
+                self.slices.append(neurons[k::vps])
+                parts.append(np.arange(first + k, last + 1, vps, dtype=np.int64))
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self.order = np.argsort(ids, kind="stable")
+        self.ids = ids[self.order]  # sorted
+        self._lengths = [len(p) for p in parts]
+
+    def get(self, key: str) -> np.ndarray:
+        """One status value per local neuron, in id order."""
+        parts = [np.atleast_1d(np.asarray(sl.get(key), dtype=np.float64)) for sl in self.slices]
+        if [len(p) for p in parts] != self._lengths:
+            raise RuntimeError(f"NEST returned {sum(len(p) for p in parts)} values of {key} for this rank's "
+                               f"{len(self.ids)} neurons: its node placement is not the one expected")
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        return values[self.order]
+
+    def set(self, key: str, values) -> None:
+        """Set `key` of every local neuron: a scalar, or one value per neuron in id order."""
+        if np.isscalar(values):
+            for sl in self.slices:
+                sl.set({key: float(values)})
+            return
+        unsorted = np.empty(len(self.ids))
+        unsorted[self.order] = np.asarray(values, dtype=np.float64)
+        start = 0
+        for sl, n in zip(self.slices, self._lengths):
+            sl.set({key: unsorted[start:start + n].tolist()})
+            start += n
 
 
-def capture(nest, neurons, *, t_model_ms: float, offset_ms: float, p_ms: float, recent: RecentSpikes) -> RankState:
+def capture(nest, neurons, *, t_model_ms: float, offset_ms: float, p_ms: float, recent: RecentSpikes,
+            all_recorded: bool = True) -> RankState:
     """This rank's state at model time t_model_ms (NEST's clock + offset_ms). The
-    window spikes are the recorded ones of the last P ms plus, for every neuron,
-    NEST's last spike time (t_spike): neurons that are not recorded are covered too.
-    Only an unrecorded neuron's earlier spikes in the window are missing: they matter
+    window spikes are the recorded ones of the last P ms; when not every neuron is
+    recorded, also NEST's last spike time (t_spike) of every neuron. Only an
+    unrecorded neuron's earlier spikes in the window are then missing: they matter
     only when D > t_ref (two spikes of one neuron in flight at once)."""
-    local = local_neurons(nest, neurons)
-    if len(local):
-        status = local.get(["V_m", "t_spike"])
-        ids = np.atleast_1d(np.asarray(local.tolist(), dtype=np.int64))
-        v_m = np.atleast_1d(np.asarray(status["V_m"], dtype=np.float64))
-        t_spike = np.atleast_1d(np.asarray(status["t_spike"], dtype=np.float64))
-    else:
-        ids, v_m, t_spike = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
-    last = (t_spike >= 0) & (t_spike + offset_ms > t_model_ms - p_ms + 1e-9)
-    w_ids = np.concatenate([recent.ids, ids[last]])
-    w_times = np.concatenate([recent.times, t_spike[last] + offset_ms])
+    local = LocalNeurons(nest, neurons)
+    ids, v_m = local.ids, local.get("V_m")
+    w_ids, w_times = recent.ids, recent.times
+    if not all_recorded and len(ids):
+        t_spike = local.get("t_spike")
+        last = (t_spike >= 0) & (t_spike + offset_ms > t_model_ms - p_ms + 1e-9)
+        w_ids = np.concatenate([w_ids, ids[last]])
+        w_times = np.concatenate([w_times, t_spike[last] + offset_ms])
     if len(w_ids):
         steps = np.rint(w_times * 1000.0).astype(np.int64)  # dedupe on NEST's 1 us tics
         _, first = np.unique(np.stack([w_ids, steps]), axis=1, return_index=True)
@@ -261,24 +295,22 @@ def load(run_dir: Path, manifest: dict, rank: int) -> RankState:
         raise RunDirError(f"checkpoint file {path}: unreadable ({e})") from None
 
 
-def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, resolution_ms: float,
-            v_th_mv: float) -> float:
+def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, resolution_ms: float) -> float:
     """Put this rank's neurons into `state` (collective: NEST simulates P ms on every
     rank). Call after the network is built and NEST reseeded. Returns offset_ms: the
     run's model time minus NEST's clock from now on."""
-    local = local_neurons(nest, neurons)
-    ids = np.atleast_1d(np.asarray(local.tolist(), dtype=np.int64)) if len(local) else np.zeros(0, dtype=np.int64)
-    if not np.array_equal(ids, state.node_ids):
+    local = LocalNeurons(nest, neurons)
+    if not np.array_equal(local.ids, state.node_ids):
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: it holds {len(state.node_ids)} neurons that are not "
-                          f"the {len(ids)} NEST placed on this rank; continue with the ranks x threads it was "
-                          "written with")
+                           f"the {len(local.ids)} NEST placed on this rank; continue with the ranks x threads it was "
+                           "written with")
     offset_ms = state.t_model_ms - p_ms
     n_steps = round(p_ms / resolution_ms)
     steps = np.rint((state.window_times_ms - offset_ms) / resolution_ms).astype(np.int64)
     if len(steps) and (steps.min() < 1 or steps.max() > n_steps):
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: window spikes outside the last {p_ms} ms")
-    if len(local):
-        local.set(V_th=_UNREACHABLE_V_TH_MV)
+    # Held far below threshold, no neuron spikes in the pre-roll unless made to.
+    local.set("V_m", _HELD_DOWN_V_M_MV)
     verbosity = nest.verbosity
     # Run() of single steps: NEST warns at each that the time is not a multiple of the
     # min delay (RNG draws of several generators could interleave differently; the
@@ -293,9 +325,7 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
                 nest.Run(resolution_ms)
     finally:
         nest.verbosity = verbosity
-    if len(local):
-        local.set(V_th=v_th_mv)
-        local.set(V_m=state.v_m_mv.tolist())
+    local.set("V_m", state.v_m_mv)  # a neuron still refractory is at V_reset in both
     for rec in recorders.values():  # the pre-roll's spikes are already in the rank files
         rec.set(n_events=0)
     return offset_ms

@@ -228,7 +228,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         with timer("restore_checkpoint"):
             nest.SetKernelStatus({"rng_seed": nest_seed})
             offset_ms = checkpoint.restore(nest, all_neurons, net.recorders, seg.state, p_ms=p_ms,
-                                           resolution_ms=sim.resolution_ms, v_th_mv=cfg.neuron.v_threshold_mv)
+                                           resolution_ms=sim.resolution_ms)
         t_begin_ms = seg.state.t_model_ms
         recent.add(seg.state.window_node_ids, seg.state.window_times_ms, t_begin_ms)
     mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
@@ -238,11 +238,19 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
                  "segment": seg.index, "preroll_ms": p_ms, "rng_seed": sim.rng_seed}
     local_count = sum(local_neurons.values())
 
+    all_recorded = cfg.recording.n_record_per_population == 0
+
     def save_checkpoint(t_model_ms: float) -> None:
         par.phase = "write_checkpoint"
+        t0 = time.perf_counter()
         state = checkpoint.capture(nest, all_neurons, t_model_ms=t_model_ms, offset_ms=offset_ms, p_ms=p_ms,
-                                   recent=recent)
-        checkpoints.append(checkpoint.save(run_dir, par, state, ckpt_meta))
+                                   recent=recent, all_recorded=all_recorded)
+        t1 = time.perf_counter()
+        result = checkpoint.save(run_dir, par, state, ckpt_meta)
+        # seconds: reading the state from NEST and writing it, slowest rank
+        result.update(read_s=par.max(t1 - t0), write_s=result["seconds"])
+        result["seconds"] = par.max(time.perf_counter() - t0)
+        checkpoints.append(result)
         par.phase = "simulate"
 
     per_rank = par.gather_to_root({"neurons": local_neurons, "synapses": local_synapses})

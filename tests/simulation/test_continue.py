@@ -176,3 +176,14 @@ def test_a_checkpoint_being_written_when_the_job_dies_is_never_used(tmp_path, la
     assert rec["status"] == "complete" and rec["t_model_reached_ms"] == 300.0
     assert rec["segments"][1]["previous_failures"][0]["phase"] == "write_checkpoint"
     assert not list(run.glob("failure_rank_*.json")) and not list((run / "checkpoints").glob("tmp-*"))
+
+
+def test_continuation_is_exact_with_two_threads_per_rank(tmp_path):
+    """Several virtual processes on one rank: each rank's neurons are strided slices
+    per VP (checkpoint.LocalNeurons), read and restored in id order."""
+    ref, cont = tmp_path / "ref", tmp_path / "cont"
+    hpc_brunel("run", *DC, "--t-sim-ms", "200", "--run-dir", ref, ranks=1, threads=2, check=True)
+    hpc_brunel("run", *DC, "--t-sim-ms", "90", "--run-dir", cont, ranks=1, threads=2, check=True)
+    hpc_brunel("run", "--continue", cont, "--until-ms", "200", "--no-analyze", ranks=1, threads=2, check=True)
+    a, b = spikes(ref), spikes(cont)
+    assert a.shape[1] > 3000 and np.array_equal(a, b)
