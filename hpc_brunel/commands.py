@@ -348,6 +348,9 @@ def cmd_jobscript(args) -> int:
                   venv=J.active_venv() if args.venv is None else args.venv,
                   workdir=args.workdir or J.default_workdir(), srun_mpi=args.srun_mpi,
                   exclusive=not args.no_exclusive, extra_sbatch=args.extra_sbatch).validate()
+    if args.segments > 1 and args.what != "chain":
+        raise ConfigError(f"--segments {args.segments} goes with 'jobscript chain' (which writes and submits the "
+                          "segments)")
     if args.run_namespace is not None:  # run/chain: what the allocation must hold, from the run's own config
         from hpc_brunel.studies.plan import allocation_warnings, table_path
 

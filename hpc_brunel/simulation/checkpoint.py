@@ -61,9 +61,11 @@ CHECKPOINT_LAYOUT_VERSION = 1
 #: that makes a neuron spike at the next step [mV].
 _HELD_DOWN_V_M_MV = -1.0e6
 _FORCED_V_M_MV = 1.0e6
-#: Wall time of one checkpoint, for the grace-period check: measured 2026-11-30 on the
-#: 2-core AMD box (BENCHMARKS.md), padded 3x; per local neuron plus a fixed part [s].
-SAVE_S_PER_NEURON = 3.0e-5
+#: Wall time of one checkpoint, for the grace-period check, per local neuron plus a
+#: fixed part [s]: measured 2026-11-30 on the 2-core AMD box (BENCHMARKS.md) reading V_m
+#: took 15-33 us per neuron and writing 0.01-0.3 s (6,250 and 62,500 neurons per rank);
+#: padded 1.5-3x.
+SAVE_S_PER_NEURON = 5.0e-5
 SAVE_S_FIXED = 0.5
 
 
