@@ -451,6 +451,8 @@ def prepare_continuation(run_dir: Path, cfg: RunConfig, *, ranks: int, threads: 
                 lock.release()
                 return None, record, manifest, until
             raise RunDirError(f"--until-ms = {until:g}: allowed a model time > {t_ckpt:g} ms (the checkpoint's)")
+        more = dataclasses.replace(cfg, simulation=dataclasses.replace(cfg.simulation, t_sim_ms=until - t_ckpt))
+        rundir.check_free_space(run_dir, lambda free: needed_disk_bytes(more, free), run_dir)
         return lock, record, manifest, until
     except BaseException:
         lock.release()
