@@ -241,7 +241,9 @@ def add_jobscript_parser(sub) -> None:
                    help="run/analyze: print the jobscript; chain: write both and submit run -> analyze; "
                         "examples: (re)write the ready-to-edit scripts of jobscripts/ (or --out DIR)")
     j.add_argument("--out", type=Path, default=Path("jobscripts"), help="with 'examples': where to write them")
-    j.add_argument("--run-dir", type=Path, help="run directory (default: runs/brunel-<date>-<time>)")
+    j.add_argument("--run-dir", type=Path, help="run directory (default: chain: runs/brunel-<date>-<time>; run: "
+                                                "runs/brunel-<job id> under the directory the job is submitted "
+                                                "from, or $RUN_DIR)")
     j.add_argument("--partition", default="", help="#SBATCH --partition (default: none, the site's default)")
     j.add_argument("--account", default="", help="#SBATCH --account to charge (default: none)")
     j.add_argument("--time", dest="time_limit", default="00:30:00", metavar="[D-]HH:MM:SS",
@@ -252,9 +254,12 @@ def add_jobscript_parser(sub) -> None:
     j.add_argument("--cpus-per-task", type=int, default=1,
                    help="threads per rank (default 1): OMP_NUM_THREADS and hpc_brunel's threads follow it")
     j.add_argument("--module", dest="modules", action="append", default=[], help="module to load (repeatable)")
+    j.add_argument("--module-purge", action="store_true",
+                   help="'module purge' before loading the --module list (default: keep the site's defaults)")
     j.add_argument("--venv", default=None, help="virtual environment the jobs activate (default: the active one, "
                                                 "$VIRTUAL_ENV or this Python's venv; '' for none)")
-    j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: the current directory)")
+    j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: chain: the current "
+                                                   "directory; run/analyze: the one the job is submitted from)")
     j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
     j.add_argument("--no-exclusive", action="store_true",
                    help="do not ask for whole nodes (#SBATCH --exclusive is the default for the run job)")

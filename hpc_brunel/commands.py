@@ -345,8 +345,10 @@ def cmd_jobscript(args) -> int:
 
     c = J.Cluster(partition=args.partition, account=args.account, time_limit=args.time_limit, nodes=args.nodes,
                   ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, modules=args.modules,
+                  module_purge=args.module_purge,
                   venv=J.active_venv() if args.venv is None else args.venv,
-                  workdir=args.workdir or J.default_workdir(), srun_mpi=args.srun_mpi,
+                  workdir=args.workdir or (J.default_workdir() if args.what == "chain" else "$SLURM_SUBMIT_DIR"),
+                  srun_mpi=args.srun_mpi,
                   exclusive=not args.no_exclusive, extra_sbatch=args.extra_sbatch).validate()
     if args.segments > 1 and args.what != "chain":
         raise ConfigError(f"--segments {args.segments} goes with 'jobscript chain' (which writes and submits the "
@@ -376,30 +378,36 @@ def cmd_jobscript(args) -> int:
         for path in J.write_examples(args.out):
             print(path)
         return EXIT_OK
-    run_dir = (args.run_dir or J.default_run_dir()).resolve()
     run_args = _split_options("--run-args", args.run_args)
-    if args.what == "run":
-        sys.stdout.write(J.render_run(c, run_dir, run_args))
-    elif args.what == "analyze":
-        sys.stdout.write(J.render_analyze(c, run_dir))
-    else:
-        ns = args.run_namespace
-        if args.segments > 1 and ns.continue_dir is not None:
-            raise ConfigError("--segments: the chain starts the run; --run-args cannot hold --continue")
-        targets = J.segment_targets_ms(cfg.simulation.presim_ms, cfg.simulation.t_sim_ms, args.segments,
-                                       cfg.simulation.resolution_ms)
-        if args.segments > 1:  # the run job simulates the first segment; argparse: the last --t-sim-ms wins
-            run_args = [*run_args, "--t-sim-ms", f"{targets[0] - cfg.simulation.presim_ms:g}"]
-            print("segments (model time each job reaches; a job stopped by its time limit is caught up by the "
-                  "next): " + ", ".join(f"{t:g} ms" for t in targets), file=sys.stderr)
-        cont_args = [*(["--grace-s", f"{ns.grace_s:g}"] if ns.grace_s else []),
-                     *(["--checkpoint-every-ms", f"{ns.checkpoint_every_ms:g}"]
-                       if ns.checkpoint_every_ms != DEFAULT_CHECKPOINT_EVERY_MS else []),
-                     *(["--hash-connections"] if ns.hash_connections else [])]
-        ids = J.submit_chain(c, run_dir, run_args, continue_until_ms=targets[1:],
-                             continue_args=cont_args)  # JobError (exit 1) when sbatch fails
-        conts = "".join(f"; continue job {j} (afterany:{p})" for p, j in zip(ids[:-2], ids[1:-1]))
-        print(f"run job {ids[0]}{conts}; analyze job {ids[-1]} (afterany:{ids[-2]}); run directory {run_dir}")
+    if args.what in ("run", "analyze"):
+        # A printed script works copied anywhere and submitted any number of times: it runs
+        # in the directory it is submitted from, logs there, and (run) makes its own run
+        # directory per job unless told one.
+        if args.what == "run":
+            run_dir = args.run_dir or "${RUN_DIR:-runs/brunel-$SLURM_JOB_ID}"
+            sys.stdout.write(J.render_run(c, run_dir, run_args, log_dir=""))
+        else:
+            run_dir = args.run_dir or "${RUN_DIR:?export RUN_DIR=<the run directory>}"
+            sys.stdout.write(J.render_analyze(c, run_dir, log_dir=""))
+        return EXIT_OK
+    run_dir = (args.run_dir or J.default_run_dir()).resolve()
+    ns = args.run_namespace
+    if args.segments > 1 and ns.continue_dir is not None:
+        raise ConfigError("--segments: the chain starts the run; --run-args cannot hold --continue")
+    targets = J.segment_targets_ms(cfg.simulation.presim_ms, cfg.simulation.t_sim_ms, args.segments,
+                                   cfg.simulation.resolution_ms)
+    if args.segments > 1:  # the run job simulates the first segment; argparse: the last --t-sim-ms wins
+        run_args = [*run_args, "--t-sim-ms", f"{targets[0] - cfg.simulation.presim_ms:g}"]
+        print("segments (model time each job reaches; a job stopped by its time limit is caught up by the "
+              "next): " + ", ".join(f"{t:g} ms" for t in targets), file=sys.stderr)
+    cont_args = [*(["--grace-s", f"{ns.grace_s:g}"] if ns.grace_s else []),
+                 *(["--checkpoint-every-ms", f"{ns.checkpoint_every_ms:g}"]
+                   if ns.checkpoint_every_ms != DEFAULT_CHECKPOINT_EVERY_MS else []),
+                 *(["--hash-connections"] if ns.hash_connections else [])]
+    ids = J.submit_chain(c, run_dir, run_args, continue_until_ms=targets[1:],
+                         continue_args=cont_args)  # JobError (exit 1) when sbatch fails
+    conts = "".join(f"; continue job {j} (afterany:{p})" for p, j in zip(ids[:-2], ids[1:-1]))
+    print(f"run job {ids[0]}{conts}; analyze job {ids[-1]} (afterany:{ids[-2]}); run directory {run_dir}")
     return EXIT_OK
 
 

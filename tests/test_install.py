@@ -36,7 +36,9 @@ def test_the_installed_copy_is_the_one_imported(installed, tmp_path):
     assert out.stdout.strip().startswith(str(installed))
 
 
-def test_installed_jobscript_uses_the_current_directory_and_the_active_venv(installed, tmp_path):
+def test_installed_jobscript_uses_the_submission_directory_and_the_active_venv(installed, tmp_path):
+    """A printed run script runs where it is submitted from (not where it was rendered),
+    with the venv active when it was rendered, and nothing of the installation in it."""
     work = tmp_path / "project"
     work.mkdir()
     venv = tmp_path / "some-venv"
@@ -44,9 +46,12 @@ def test_installed_jobscript_uses_the_current_directory_and_the_active_venv(inst
                          env={"VIRTUAL_ENV": str(venv)})
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    assert f"cd {work.resolve()}" in text
+    assert 'cd "$SLURM_SUBMIT_DIR"' in text and str(work) not in text
     assert f"source {venv}/bin/activate" in text
-    assert f"--run-dir {work.resolve()}/runs/brunel-" in text
+    assert '--run-dir "${RUN_DIR:-runs/brunel-$SLURM_JOB_ID}"' in text
+    pinned = run_installed(installed, work, "jobscript", "run", "--workdir", str(work), "--run-dir", "r1",
+                           env={"VIRTUAL_ENV": str(venv)}).stdout
+    assert f"cd {work}" in pinned and "--run-dir r1" in pinned
     for bad in (str(installed), "site-packages", str(ROOT)):
         assert bad not in text, f"{bad} in the jobscript:\n{text}"
 
@@ -72,3 +77,16 @@ def test_installed_package_ships_the_planner_table(installed, tmp_path):
     proc = run_installed(installed, tmp_path, "plan", "--neurons", "125000", "--ranks", "2")
     assert proc.returncode == 0, proc.stderr
     assert "MiB per rank" in proc.stdout and "validation 125,000 neurons 2x1" in proc.stdout
+
+
+def test_a_native_nest_build_on_another_cpu_is_named():
+    """NEST built with -march=native (the set-up's default) records the CPU it was built
+    on; a run on another CPU model logs one warning line (it may die with SIGILL)."""
+    from hpc_brunel.simulation.provenance import native_build_mismatch
+
+    v = {"nest_build_options": "nest=3.10.0 opt=-O3;-march=native timers=ON arch=x86_64 cpu=AMD  EPYC 7B13"}
+    assert native_build_mismatch(v, "AMD EPYC 7B13") is None
+    msg = native_build_mismatch(v, "Intel(R) Xeon(R) Platinum 8480+")
+    assert "Illegal instruction" in msg and "NEST_OPTIMIZE" in msg and "\n" not in msg
+    assert native_build_mismatch({"nest_build_options": "opt=-O3;-march=x86-64-v3 cpu=x"}, "y") is None
+    assert native_build_mismatch({}, "y") is None

@@ -139,6 +139,11 @@ if [ -z "$whl" ]; then
     [ "$NEST_MODELS" = full ] && models_def="cmake.define.with-modelset=full"
     say "building NEST $NEST_VERSION with MPI from the sdist (a few minutes; cached in $wheel_dir)"
     say "  models: $NEST_MODELS; flags: $NEST_OPTIMIZE; detailed timers: $NEST_DETAILED_TIMERS"
+    case "$NEST_OPTIMIZE" in *march=native*)
+        say "  NOTE: -march=native builds for this CPU ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)):"
+        say "  on a cluster, build on a compute node, or set NEST_OPTIMIZE='-O3;-march=<the compute nodes' CPU>'"
+        say "  (e.g. x86-64-v3); elsewhere NEST may stop with 'Illegal instruction'";;
+    esac
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nest-build.XXXXXX")
     nest_src="nest-simulator==$NEST_VERSION"  # pip fetches the sdist itself when unpatched
     if [ -n "$NEST_PATCHES" ]; then

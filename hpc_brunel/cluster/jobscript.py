@@ -54,6 +54,7 @@ class Cluster:
     ntasks_per_node: int = 2
     cpus_per_task: int = 1
     modules: list[str] = field(default_factory=list)
+    module_purge: bool = False  # `module purge` before the loads (only when asked: it unloads the site's defaults)
     venv: str = field(default_factory=active_venv)
     srun_mpi: str = "pmix"
     exclusive: bool = True
@@ -121,7 +122,7 @@ def _header(c: Cluster, job_name: str, log_dir, *, nodes: int, ntasks_per_node: 
 
 
 def _environment(c: Cluster) -> str:
-    modules = (["module purge"] + [f"module load {m}" for m in c.modules]) if c.modules else []
+    modules = (["module purge"] if c.module_purge else []) + [f"module load {m}" for m in c.modules]
     return render_template(
         "environment", modules="\n".join(modules),
         venv=f"source {shq(c.venv)}/bin/activate" if c.venv else "", workdir=shq(c.workdir),

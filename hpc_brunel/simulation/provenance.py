@@ -44,6 +44,7 @@ def versions(nest=None) -> dict:
     out = {
         "hpc_brunel": __version__,
         "python": sys.version.split()[0],
+        "python_executable": sys.executable,
         "numpy": numpy.__version__,
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,
@@ -59,6 +60,7 @@ def versions(nest=None) -> dict:
         pass
     if nest is not None:
         out["nest"] = nest.__version__
+        out["nest_path"] = os.path.dirname(getattr(nest, "__file__", "") or "")
     opts = os.path.join(sys.prefix, "nest-build-options.txt")  # written by tools/setup-env.sh
     if os.path.exists(opts):
         with open(opts) as f:
@@ -75,3 +77,32 @@ def nest_build_info(nest) -> dict:
 def slurm_context(env=os.environ) -> dict:
     """The SLURM_VARS set in `env` (job id, nodes, tasks, ...), {} outside SLURM."""
     return {k: env[k] for k in SLURM_VARS if k in env}
+
+
+def stack_line(v: dict) -> str:
+    """One line naming the software stack a run uses, from `versions()`: Python (and
+    which), NEST (and where), mpi4py and the MPI library."""
+    parts = [f"Python {v.get('python')} ({v.get('python_executable')})"]
+    if "nest" in v:
+        parts.append(f"NEST {v['nest']} ({v.get('nest_path')})")
+    if "mpi4py" in v:
+        parts.append(f"mpi4py {v['mpi4py']}, MPI library: {v.get('mpi_library')}")
+    else:
+        parts.append("no mpi4py")
+    return "; ".join(parts)
+
+
+def native_build_mismatch(v: dict, this_cpu: str | None = None) -> str | None:
+    """A warning when NEST was built with -march=native on another CPU model than this
+    one (tools/setup-env.sh records `cpu=<model>` in nest-build-options.txt for such
+    builds): it may stop with 'Illegal instruction'. None otherwise."""
+    opts = v.get("nest_build_options", "")
+    if "march=native" not in opts or " cpu=" not in opts:
+        return None
+    built_on = " ".join(opts.split(" cpu=", 1)[1].split())  # as the set-up wrote it (xargs: single spaces)
+    here = " ".join((this_cpu or cpu_model()).split())
+    if built_on == here:
+        return None
+    return (f"NEST was built with -march=native on '{built_on}' and runs on '{here}': it may stop with "
+            "'Illegal instruction'; rebuild on this node type or with NEST_OPTIMIZE='-O3;-march=<its CPU>' "
+            "(make setup)")

@@ -531,7 +531,12 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 if cont is None:
                     (run_dir / CONFIG_TOML).write_text(cfg.to_toml())
                     rundir.update_run_json(run_dir, segments=segments, seams_ms=[])
-                rundir.update_run_json(run_dir, versions=provenance.versions(nest),
+                versions = provenance.versions(nest)
+                log.info("stack: %s", provenance.stack_line(versions))
+                mismatch = provenance.native_build_mismatch(versions)
+                if mismatch:
+                    log.warning("%s", mismatch)
+                rundir.update_run_json(run_dir, versions=versions,
                                        nest_build_info=provenance.nest_build_info(nest),
                                        machine=provenance.machine(), slurm=provenance.slurm_context(),
                                        file_locking=lock.mode)

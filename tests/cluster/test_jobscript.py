@@ -111,3 +111,25 @@ echo $((100 + $(wc -l < {log})))
     bad = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "chain", "--segments", "2", "--run-args",
                           "--continue x --t-sim-ms 500"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "--segments" in bad.stderr
+
+
+def test_printed_run_script_works_from_any_directory_and_twice(tmp_path):
+    """`jobscript run` prints a script that runs where it is submitted from, logs there,
+    makes its own run directory per job (submitting it twice makes two runs) and loads
+    only the modules asked for (no silent `module purge`)."""
+    def render(*extra):
+        p = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "run", "--venv", "", *extra],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    text = render("--module", "NEST/3.9")
+    assert "#SBATCH --output=%x-%j.out" in text and 'cd "$SLURM_SUBMIT_DIR"' in text
+    assert '--run-dir "${RUN_DIR:-runs/brunel-$SLURM_JOB_ID}"' in text
+    assert "module load NEST/3.9" in text and "module purge" not in text
+    assert "module purge\nmodule load NEST/3.9" in render("--module", "NEST/3.9", "--module-purge")
+    assert 'echo "python: $(command -v python)' in text
+    analyze = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "analyze", "--venv", ""],
+                             capture_output=True, text=True, cwd=tmp_path).stdout
+    assert 'analyze "${RUN_DIR:?export RUN_DIR=<the run directory>}"' in analyze
+    assert not (tmp_path / "runs").exists()  # printing creates nothing

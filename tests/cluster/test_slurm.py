@@ -112,6 +112,33 @@ def test_sweep_as_a_job_array(slurm, tmp_path):
     assert "all points done already" in again.stdout
 
 
+def test_printed_run_script_copied_to_an_empty_directory_runs_twice(slurm, tmp_path):
+    """The cluster path from an empty directory: `jobscript run` printed, copied into a
+    directory with nothing in it, submitted twice from there: both jobs run, each logs
+    where the script says (the submission directory) and writes its own run directory,
+    and the log names the Python, NEST and MPI library the job used."""
+    import subprocess
+
+    text = subprocess.run([sys.executable, "-m", "hpc_brunel", "jobscript", "run", "--venv", VENV,
+                           "--run-args", " ".join([*SMALL, "--t-sim-ms", "200"])],
+                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    script = empty / "brunel.sbatch"
+    script.write_text(text)
+    ids = [slurm.run("sbatch", "--parsable", str(script), cwd=empty).stdout.strip().split(";")[0] for _ in range(2)]
+    states = slurm.wait_for_jobs(ids, timeout_s=300)
+    logs = {j: (empty / f"brunel-run-{j}.out") for j in ids}
+    assert all(p.exists() for p in logs.values()), sorted(p.name for p in empty.iterdir())
+    assert states == dict.fromkeys(ids, "COMPLETED"), "\n".join(p.read_text() for p in logs.values())
+    for j, log in logs.items():
+        rec = json.loads((empty / "runs" / f"brunel-{j}" / "run.json").read_text())
+        assert rec["status"] == "complete" and rec["slurm"]["SLURM_JOB_ID"] == j
+        out = log.read_text()
+        assert f"python: {VENV}/bin/python" in out and "stack: Python" in out and "MPI library:" in out, out
+        assert rec["versions"]["python_executable"].startswith(VENV)
+
+
 @pytest.mark.slow
 def test_time_limit_then_continue_matches_an_uninterrupted_run(slurm, tmp_path, monkeypatch):
     """The long-simulation case: `jobscript chain --segments 2` with 1-minute jobs and a
