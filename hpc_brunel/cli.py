@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--cores", type=_positive_int, help="give only the number of cores: hpc_brunel chooses "
                                                        "ranks x threads (one rank per core; see BENCHMARKS.md)")
     la.add_argument("--mpirun", default="mpirun", metavar="COMMAND",
-                    help="the MPI launcher to run (default: mpirun on PATH; Open MPI's options are added)")
+                    help="the MPI launcher to run (default: mpirun on PATH): Open MPI's mpirun, MPICH's Hydra "
+                         "mpiexec or srun, each given ranks, threads and core binding in its own syntax")
     la.add_argument("rest", nargs=argparse.REMAINDER,
                     help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
 

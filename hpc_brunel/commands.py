@@ -234,7 +234,7 @@ def cmd_launch(args) -> int:
     import shutil
     import subprocess
 
-    from hpc_brunel.simulation.parallel import choose_split, mpirun_argv
+    from hpc_brunel.simulation.parallel import choose_split, launcher_flavour, mpirun_argv
 
     if args.cores is not None:
         if args.ranks or args.threads:
@@ -248,7 +248,11 @@ def cmd_launch(args) -> int:
     if rest[0] == "run" and "--threads" not in rest:
         rest += ["--threads", str(args.threads)]
     argv, env = mpirun_argv(args.ranks, args.threads, [sys.executable, "-m", "hpc_brunel", *rest], args.mpirun)
-    print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+    if launcher_flavour(args.mpirun) == "unknown":
+        print(f"hpc_brunel: note: --mpirun {args.mpirun}: not Open MPI, Hydra or srun by its --version; passing only "
+              "-n (threads via OMP_NUM_THREADS, the binding is the launcher's default)", file=sys.stderr)
+    print("+ " + " ".join(shlex.quote(a) for a in [*(f"{k}={v}" for k, v in env.items()), *argv]), file=sys.stderr,
+          flush=True)
     return subprocess.run(argv, env={**os.environ, **env}).returncode
 
 

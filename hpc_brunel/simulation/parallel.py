@@ -275,31 +275,69 @@ def choose_split(cores: int, have_mpi: bool = True) -> tuple[int, int]:
     return (cores, 1) if have_mpi else (1, cores)
 
 
-def _is_open_mpi(mpirun: str) -> bool:
+#: The launchers `mpirun_argv` knows, by what `<launcher> --version` prints.
+LAUNCHERS = {
+    "openmpi": "Open MPI's mpirun/mpiexec (ORTE/PRRTE)",
+    "hydra": "MPICH's Hydra mpiexec (also Intel MPI, MVAPICH, ParaStation's mpiexec)",
+    "srun": "SLURM's srun",
+}
+
+
+def launcher_flavour(mpirun: str) -> str:
+    """Which launcher `mpirun` is: "openmpi", "hydra", "srun", or "unknown" (from its
+    name and what `--version` prints: Open MPI names itself, Hydra prints "HYDRA build
+    details", Intel MPI "Intel(R) MPI Library", srun "slurm <version>")."""
     import subprocess
 
     try:
-        out = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=30).stdout
+        p = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=30)
+        out = p.stdout + p.stderr
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "Open MPI" in out or "OpenRTE" in out
+        return "unknown"
+    if "Open MPI" in out or "OpenRTE" in out or "PRRTE" in out:
+        return "openmpi"
+    if "HYDRA" in out or "Intel(R) MPI Library" in out or "Hydra" in out:
+        return "hydra"
+    if os.path.basename(mpirun) == "srun" or out.lower().startswith("slurm "):
+        return "srun"
+    return "unknown"
+
+
+def _is_open_mpi(mpirun: str) -> bool:
+    return launcher_flavour(mpirun) == "openmpi"
 
 
 def mpirun_argv(n_ranks: int, threads: int, command: list[str], mpirun: str = "mpirun",
                 cores: int | None = None) -> tuple[list[str], dict]:
-    """The local mpirun command line for ranks x threads, and the environment it
-    needs. With Open MPI: each rank gets `threads` cores (--map-by slot:PE=T),
-    --oversubscribe only when ranks x threads exceed the cores, and the
-    run-as-root variables only when running as root."""
+    """The command line that starts `command` as ranks x threads with the launcher
+    `mpirun`, in that launcher's own syntax, and the environment it needs
+    (OMP_NUM_THREADS = threads, which every launcher here hands to the ranks):
+
+    - Open MPI: each rank gets `threads` cores (--map-by slot:PE=T --bind-to core),
+      --oversubscribe --bind-to none only when ranks x threads exceed the cores, -x to
+      pass the variable, the run-as-root variables only as root;
+    - Hydra (MPICH and derivatives): -bind-to core:T per rank (-bind-to none when
+      oversubscribed); Hydra passes the whole environment;
+    - srun (inside an allocation): --cpus-per-task=T --cpu-bind=cores
+      (--overcommit when oversubscribed); srun passes the whole environment;
+    - anything else: only -n, and the ranks' binding is the launcher's default."""
     cores = cores or available_cpus()
-    argv = [mpirun, "-n", str(n_ranks)]
+    flavour = launcher_flavour(mpirun)
+    over = n_ranks * threads > cores
     env = {"OMP_NUM_THREADS": str(threads)}
-    if _is_open_mpi(mpirun):
-        if n_ranks * threads > cores:
+    if flavour == "srun":
+        argv = [mpirun, "-n", str(n_ranks), f"--cpus-per-task={threads}",
+                *(["--overcommit", "--cpu-bind=none"] if over else ["--cpu-bind=cores"])]
+        return argv + list(command), env
+    argv = [mpirun, "-n", str(n_ranks)]
+    if flavour == "openmpi":
+        if over:
             argv += ["--oversubscribe", "--bind-to", "none"]
         elif threads > 1:
             argv += ["--map-by", f"slot:PE={threads}", "--bind-to", "core"]
         argv += ["-x", "OMP_NUM_THREADS"]
         if os.geteuid() == 0:
             env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    elif flavour == "hydra":
+        argv += ["-bind-to", "none" if over else f"core:{threads}"]
     return argv + list(command), env

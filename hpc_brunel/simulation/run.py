@@ -673,6 +673,11 @@ def check_run_options(cfg: RunConfig, par: Parallel, *, cli_threads: int | None,
     if not (0 <= grace_s < float("inf")):
         raise ConfigError(f"--grace-s = {grace_s}: allowed a finite number of seconds >= 0")
     window = launcher_kill_window_s() if par.is_root else None  # may ask SLURM: once
+    if par.is_root and window is None and grace_s > 0:
+        who = ("MPICH's Hydra mpiexec" if "PMI_RANK" in os.environ or "PMI_FD" in os.environ
+               else "this launcher")
+        log.warning("--grace-s %g is not checked: %s does not say how long it waits between SIGTERM and SIGKILL "
+                    "(Open MPI's mpirun and SLURM do)", grace_s, who)
     # After the grace period: finish the chunk, write the checkpoint, close the files.
     from hpc_brunel.simulation.checkpoint import estimated_save_s
 
