@@ -144,9 +144,10 @@ def test_time_limit_then_continue_matches_an_uninterrupted_run(slurm, tmp_path, 
     """The long-simulation case: `jobscript chain --segments 2` with 1-minute jobs and a
     run that needs longer; job 1 is stopped by SLURM's time limit (checkpoint at the
     stop), job 2 continues it and is stopped in turn, the analysis job takes the whole.
-    Against an uninterrupted run of the same seed: the statistics after the seam
-    within 2 standard errors, no transient at the seam, the per-neuron rate
-    heterogeneity carried across it, and the same connections on every rank."""
+    Against an uninterrupted run of the same length and seed: the statistics after the
+    seam (printed in standard errors; 3 at most), no transient at the seam, the
+    per-neuron rate heterogeneity carried across it, and the same connections on every
+    rank."""
     import numpy as np
 
     from conftest import hpc_brunel
@@ -176,13 +177,15 @@ def test_time_limit_then_continue_matches_an_uninterrupted_run(slurm, tmp_path, 
     a = json.loads((run_dir / "analysis.json").read_text())
     assert a["run_status"] == "terminated" and not a["partial"]
 
-    ref = tmp_path / "uninterrupted"
-    hpc_brunel("run", *SMALL, "--t-sim-ms", seam + window, "--run-dir", ref, "--no-analyze",
-               "--checkpoint-every-ms", "0", ranks=2, check=True, timeout=1200)
+    ref = tmp_path / "uninterrupted"  # the same length and seed, without a stop (~2 min on 2 cores)
+    hpc_brunel("run", *SMALL, "--t-sim-ms", end, "--run-dir", ref, "--no-analyze", "--checkpoint-every-ms", "0",
+               ranks=2, check=True, timeout=1200)
     n = 1000
+    n_blocks = int((end - seam) // 2000.0)  # 2-s blocks over everything after the seam
+    t_stop = seam + 2000.0 * n_blocks
     data, pops = {}, {}
     for name, path in (("continued", run_dir), ("uninterrupted", ref)):
-        run = api.load_run(path, t_start_ms=seam - window, t_stop_ms=seam + window)
+        run = api.load_run(path, t_start_ms=seam - window, t_stop_ms=t_stop)
         e, i = run.spikes["excitatory"], run.spikes["inhibitory"]
         data[name] = (np.concatenate([e.node_ids, i.node_ids + e.n_neurons]), np.concatenate([e.times_ms, i.times_ms]))
         pops[name] = {p: (s.node_ids, s.times_ms, s.n_neurons) for p, s in run.spikes.items()}
@@ -192,17 +195,18 @@ def test_time_limit_then_continue_matches_an_uninterrupted_run(slurm, tmp_path, 
         lines.append(f"{name}: {tr.bins_outside} bins outside the band after {seam} ms")
         if name == "continued":
             assert tr.bins_outside == 0, (tr.rate_after_hz, tr.band_mean_hz, tr.band_sd_hz)
-    # Per population: rate, CV(ISI), chi_inf after the seam, batch means over 10 blocks. The
-    # target is 2 standard errors; two statistically identical runs exceed 2 SE in 5 % of the
-    # comparisons by chance (a quarter of the time in one of these six), so each is printed and
-    # the test fails beyond 3 SE.
+    # Per population: rate, CV(ISI), chi_inf over everything after the seam in both runs, batch
+    # means of 2-s blocks. The target is 2 standard errors: two statistically identical runs exceed
+    # it in 5 % of the comparisons by chance (one of these six in a quarter of the CI runs), and
+    # 20-s windows were not enough (chi_inf has rare high-synchrony epochs: -3.1 SE once, +1.6 SE
+    # the other time, none over the whole 120 s), so each is printed and the test fails beyond 3 SE.
     for pop in ("excitatory", "inhibitory"):
-        blocks = {k: seams.block_statistics(v[pop][0], v[pop][1], v[pop][2], seam, seam + window, n_blocks=10)
+        blocks = {k: seams.block_statistics(v[pop][0], v[pop][1], v[pop][2], seam, t_stop, n_blocks=n_blocks)
                   for k, v in pops.items()}
         for stat in ("rate_hz", "cv_isi", "chi_inf"):
             diff, se, _ = seams.within_standard_errors(blocks["continued"][stat], blocks["uninterrupted"][stat])
             lines.append(f"{pop} {stat}: {blocks['continued'][stat].mean():.4f} vs "
-                         f"{blocks['uninterrupted'][stat].mean():.4f} ({diff / se:+.2f} SE)")
+                         f"{blocks['uninterrupted'][stat].mean():.4f} ({diff / se:+.2f} SE, {n_blocks} blocks)")
             assert abs(diff) <= 3 * se, lines
     corr = {k: seams.rate_correlation(*v, n, seam - window, seam, seam + window) for k, v in data.items()}
     lines.append(f"rate correlation across the seam: {corr}")
