@@ -55,6 +55,7 @@ import numpy as np
 from hpc_brunel.config import RunConfig
 from hpc_brunel.constants import CHECKPOINT_JSON, CHECKPOINTS_DIR
 from hpc_brunel.errors import RunDirError
+from hpc_brunel.simulation.rundir import write_json_atomic
 
 CHECKPOINT_LAYOUT_VERSION = 1
 #: V_m during the pre-roll, from which no input reaches threshold in P ms, and the V_m
@@ -195,7 +196,9 @@ def _tag(t_model_ms: float) -> str:
 
 
 def _rank_file(directory: Path, rank: int) -> Path:
-    return directory / f"rank_{rank:05d}.h5"
+    from hpc_brunel.simulation.recording import rank_file_name  # h5py: imported when a checkpoint is used
+
+    return directory / rank_file_name(rank)
 
 
 def save(run_dir: Path, par, state: RankState, meta: dict) -> dict:
@@ -233,7 +236,7 @@ def save(run_dir: Path, par, state: RankState, meta: dict) -> dict:
             **{k: meta[k] for k in ("run_id", "threads_per_rank", "virtual_processes", "segment", "preroll_ms")
                if k in meta},
         }
-        _write_json_atomic(Path(run_dir) / CHECKPOINT_JSON, manifest)
+        write_json_atomic(Path(run_dir) / CHECKPOINT_JSON, manifest)
         for old in root.iterdir():
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
@@ -254,15 +257,6 @@ def write_rank_file(path: Path, state: RankState, meta: dict) -> None:
         f.create_dataset("window_times_ms", data=state.window_times_ms)
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
-
-
-def _write_json_atomic(path: Path, record: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(run_dir: Path) -> dict | None:
