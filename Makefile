@@ -2,7 +2,14 @@
 #   make run    - set up (once) and run the default full-size job on 4 ranks
 #   make test   - set up (once) and pass the tests
 SHELL := /bin/bash
+# MPI family of the environment: openmpi (.venv) or mpich (.venv-mpich: MPICH and its
+# derivatives); each has its own mpi4py and NEST build, e.g. `make setup MPI=mpich`.
+MPI ?= openmpi
+ifeq ($(MPI),mpich)
+VENV ?= .venv-mpich
+else
 VENV ?= .venv
+endif
 PY := $(VENV)/bin/python
 NP ?= 4
 THREADS ?= 1
@@ -11,10 +18,10 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
+.PHONY: setup run test test-fast test-compat scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
 
 setup:
-	@VENV=$(VENV) bash tools/setup-env.sh
+	@MPI=$(MPI) VENV=$(VENV) bash tools/setup-env.sh
 
 run: setup
 	$(PY) -m hpc_brunel launch -n $(NP) --threads $(THREADS) -- run $(RUN_ARGS)
@@ -25,6 +32,13 @@ test: setup
 # the quick subset: everything but the full-size network runs
 test-fast: setup
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+# NEST releases installed as cluster admins do (CMake + make install, NEST's defaults: no patch of
+# ours, no detailed timers, the full model set) and used as modules: each is built once (cached,
+# ~35 min on 2 cores), then the MPI test subset and a full-size 1 s run against our 3.10; the table
+# goes to scaling/results/compat/compat.md. NEST_COMPAT_RELEASES="3.9 3.8" (default), MPI=...
+test-compat:
+	MPI=$(MPI) bash tools/test-compat.sh
 
 # benchmarks: scripts that print numbers and write tables/plots (never part of the tests)
 scale-strong: setup

@@ -187,14 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_jobscript_parser(sub)
 
-    la = sub.add_parser("launch", help="run an hpc_brunel command under mpirun with ranks x threads, adding "
-                                      "--oversubscribe / binding / root variables only where needed")
+    la = sub.add_parser("launch", help="run an hpc_brunel command under the MPI launcher with ranks x threads, "
+                                      "in that launcher's syntax (oversubscription / binding only where needed)")
     la.add_argument("-n", "--ranks", type=_positive_int, default=None, help="MPI ranks (default 4)")
     la.add_argument("--threads", type=_positive_int, default=None, help="threads per rank (default 1)")
     la.add_argument("--cores", type=_positive_int, help="give only the number of cores: hpc_brunel chooses "
                                                        "ranks x threads (one rank per core; see BENCHMARKS.md)")
-    la.add_argument("--mpirun", default="mpirun", metavar="COMMAND",
-                    help="the MPI launcher to run (default: mpirun on PATH): Open MPI's mpirun, MPICH's Hydra "
+    la.add_argument("--mpirun", default=None, metavar="COMMAND",
+                    help="the MPI launcher to run (default: the mpiexec that 'make setup' linked beside this "
+                         "Python, i.e. its MPI's launcher; else mpirun on PATH): Open MPI's mpirun, MPICH's Hydra "
                          "mpiexec or srun, each given ranks, threads and core binding in its own syntax")
     la.add_argument("rest", nargs=argparse.REMAINDER,
                     help="hpc_brunel command and its options, e.g. run --t-sim-ms 500")
@@ -261,7 +262,9 @@ def add_jobscript_parser(sub) -> None:
                                                 "$VIRTUAL_ENV or this Python's venv; '' for none)")
     j.add_argument("--workdir", default=None, help="directory the jobs cd into (default: chain: the current "
                                                    "directory; run/analyze: the one the job is submitted from)")
-    j.add_argument("--srun-mpi", default="pmix", help="srun --mpi plugin (pmix, pmi2, ...)")
+    j.add_argument("--srun-mpi", default="auto",
+                   help="srun --mpi plugin (pmix, pmi2, ...); default auto: by the venv's MPI (pmix for Open MPI, "
+                        "pmi2 for MPICH and derivatives), else the site's MpiDefault")
     j.add_argument("--no-exclusive", action="store_true",
                    help="do not ask for whole nodes (#SBATCH --exclusive is the default for the run job)")
     j.add_argument("--sbatch", dest="extra_sbatch", action="append", default=[],

@@ -234,7 +234,8 @@ def cmd_launch(args) -> int:
     import shutil
     import subprocess
 
-    from hpc_brunel.simulation.parallel import choose_split, launcher_flavour, mpirun_argv
+    from hpc_brunel.simulation.parallel import (LAUNCHERS, choose_split, default_launcher, launcher_flavour,
+                                                library_family, mpi_library, mpirun_argv)
 
     if args.cores is not None:
         if args.ranks or args.threads:
@@ -243,12 +244,17 @@ def cmd_launch(args) -> int:
         print(f"--cores {args.cores}: {args.ranks} rank(s) x {args.threads} thread(s)", file=sys.stderr)
     args.ranks, args.threads = args.ranks or 4, args.threads or 1
     rest = [a for a in args.rest if a != "--"] or ["run"]
+    args.mpirun = args.mpirun or default_launcher()
     if shutil.which(args.mpirun) is None:
-        raise ConfigError(f"--mpirun {args.mpirun}: not found on PATH (install Open MPI or load an MPI module)")
+        raise ConfigError(f"--mpirun {args.mpirun}: not found on PATH (run 'make setup' or load an MPI module)")
+    flavour, library = launcher_flavour(args.mpirun), mpi_library()
+    if {flavour, library_family(library)} in ({"openmpi", "mpich"}, {"hydra", "openmpi"}):
+        raise ConfigError(f"--mpirun {args.mpirun}: {LAUNCHERS[flavour]}, but this Python's mpi4py uses {library}: "
+                          f"its ranks would not see each other; use {default_launcher()} (this Python's MPI)")
     if rest[0] == "run" and "--threads" not in rest:
         rest += ["--threads", str(args.threads)]
     argv, env = mpirun_argv(args.ranks, args.threads, [sys.executable, "-m", "hpc_brunel", *rest], args.mpirun)
-    if launcher_flavour(args.mpirun) == "unknown":
+    if flavour == "unknown":
         print(f"hpc_brunel: note: --mpirun {args.mpirun}: not Open MPI, Hydra or srun by its --version; passing only "
               "-n (threads via OMP_NUM_THREADS, the binding is the launcher's default)", file=sys.stderr)
     print("+ " + " ".join(shlex.quote(a) for a in [*(f"{k}={v}" for k, v in env.items()), *argv]), file=sys.stderr,

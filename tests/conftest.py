@@ -70,19 +70,50 @@ def fault_env(spec: str) -> dict:
 
 
 def hpc_brunel(*args, ranks: int = 1, threads: int | None = None, timeout: float = 600, env=None,
-               check: bool = False) -> subprocess.CompletedProcess:
-    """Run `python -m hpc_brunel ARGS` (under mpirun when ranks > 1)."""
+               check: bool = False, python: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m hpc_brunel ARGS` (under the launcher of that Python's MPI when
+    ranks > 1); `python`: another environment's interpreter (default: this one)."""
     from hpc_brunel.simulation.parallel import mpirun_argv
 
-    cmd = [sys.executable, "-m", "hpc_brunel", *map(str, args)]
+    python = str(python or sys.executable)
+    cmd = [python, "-m", "hpc_brunel", *map(str, args)]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if ranks > 1 or threads:
-        cmd, extra = mpirun_argv(ranks, threads or 1, cmd)
+        cmd, extra = mpirun_argv(ranks, threads or 1, cmd, mpirun=launcher_of(python))
         full_env.update(extra)
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def launcher_of(python: str | Path) -> str:
+    """The launcher of an environment's MPI: the mpiexec that the set-up linked beside
+    its python (tools/setup-env.sh), else mpirun on PATH."""
+    here = Path(python).parent / "mpiexec"
+    return str(here) if here.exists() else "mpirun"
+
+
+def mpi_family() -> str | None:
+    """"openmpi" or "mpich": the MPI of the environment running the tests."""
+    from hpc_brunel.simulation.parallel import library_family, mpi_library
+
+    return library_family(mpi_library())
+
+
+#: The environment of each MPI family (tools/setup-env.sh: `make setup` and `make setup MPI=mpich`).
+MPI_VENVS = {"openmpi": ROOT / ".venv", "mpich": ROOT / ".venv-mpich"}
+
+
+def venv_python(family: str) -> Path:
+    """The python of the `family` MPI environment: this one when it is of that family,
+    else the repository's .venv / .venv-mpich. Skips (in CI: fails) when it is not set up."""
+    if mpi_family() == family:
+        return Path(sys.executable)
+    py = MPI_VENVS[family] / "bin" / "python"
+    if not py.exists():
+        pytest.skip(f"no {family} environment ({py}): run 'make setup MPI={family}'")
+    return py
 
 
 @pytest.fixture(scope="session")
@@ -108,13 +139,14 @@ def pytest_terminal_summary(terminalreporter):
 class Launched:
     """An mpirun (or single) process group that is always killed at the end."""
 
-    def __init__(self, args, ranks=2, threads=1, env=None):
+    def __init__(self, args, ranks=2, threads=1, env=None, python=None, mpirun=None):
         from hpc_brunel.simulation.parallel import mpirun_argv
 
-        cmd = [sys.executable, "-m", "hpc_brunel", *map(str, args)]
+        python = str(python or sys.executable)
+        cmd = [python, "-m", "hpc_brunel", *map(str, args)]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         if ranks > 1:
-            cmd, extra = mpirun_argv(ranks, threads, cmd)
+            cmd, extra = mpirun_argv(ranks, threads, cmd, mpirun=mpirun or launcher_of(python))
             full_env.update(extra)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -163,6 +195,25 @@ def launch():
     yield _launch
     for job in started:
         job.kill()
+
+
+def rank_file_spikes(run_dir):
+    """Every (node id, time in us) of a run's rank files, sorted (a 2 x n array)."""
+    import json
+
+    import h5py
+    import numpy as np
+
+    parts = []
+    for path in sorted(Path(run_dir).glob("rank_*.h5")):
+        with h5py.File(path, "r") as f:
+            n = f["chunks/offsets"][-1]
+            for i, pop in enumerate(json.loads(f.attrs["populations"])):
+                ids = f[f"spikes/{pop}/node_ids"][: n[i]]
+                t = np.rint(f[f"spikes/{pop}/times_ms"][: n[i]] * 1000).astype(np.int64)
+                parts.append(np.stack([ids, t]))
+    a = np.concatenate(parts, axis=1)
+    return a[:, np.lexsort(a[::-1])]
 
 
 def wait_for_chunks(run_dir, n_chunks, ranks, timeout=120):

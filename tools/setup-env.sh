@@ -6,7 +6,9 @@
 # takes seconds.
 #
 # Variables (all optional):
-#   VENV               virtual environment to create/use        [.venv]
+#   MPI                MPI family: openmpi or mpich (MPICH and its derivatives:
+#                      Intel MPI, Cray MPICH, MVAPICH, ParaStation)  [openmpi]
+#   VENV               virtual environment to create/use        [.venv; .venv-mpich for MPI=mpich]
 #   HPC_BRUNEL_CACHE   where built NEST wheels are kept          [~/.cache/hpc_brunel]
 #   NEST_VERSION       NEST release to build from the sdist      [3.10.0]
 #   NEST_MODELS        ';'-separated model list, or "full" for NEST's full model set
@@ -19,7 +21,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${VENV:-$here/.venv}
+MPI=${MPI:-openmpi}
+case "$MPI" in
+    openmpi) VENV=${VENV:-$here/.venv};;
+    mpich) VENV=${VENV:-$here/.venv-mpich};;
+    *) echo "[setup] ERROR: MPI=$MPI: must be openmpi or mpich" >&2; exit 2;;
+esac
 PYTHON=${PYTHON:-python3}
 CACHE=${HPC_BRUNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hpc_brunel}
 NEST_VERSION=${NEST_VERSION:-3.10.0}
@@ -48,76 +55,200 @@ patch_ids=${patch_ids# }
 # Network Meanfield Toolbox: an independent mean field for tests/theory/test_meanfield.py).
 PY_DEPS=(numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata import-linter nnmt)
 PY_IMPORTS="numpy scipy mpmath h5py matplotlib pytest elephant neo pandas libsonata importlinter nnmt"
-APT_PKGS=(g++ patch openmpi-bin libopenmpi-dev libgsl-dev libboost-dev libltdl-dev libjemalloc2)
+APT_PKGS=(g++ patch libgsl-dev libboost-dev libltdl-dev libjemalloc2)
+case "$MPI" in
+    openmpi) APT_PKGS+=(openmpi-bin libopenmpi-dev);;
+    mpich) APT_PKGS+=(mpich libmpich-dev);;
+esac
 
 say() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
 
-# A NEST this venv can already use (a cluster module, or our own build)?
-nest_ok() {  # $1 = python
-    "$1" - "$NEST_VERSION" <<'PY' >/dev/null 2>&1
-import os, sys
-os.environ.setdefault("PYNEST_QUIET", "1")
-import nest
-want = tuple(int(x) for x in sys.argv[1].split(".")[:2])
-have = tuple(int(x) for x in nest.__version__.split(".")[:2])
-sys.exit(0 if have >= want and nest.build_info["have_mpi"] else 1)
-PY
+# The oldest NEST release hpc_brunel runs on (hpc_brunel/constants.py NEST_MIN_VERSION;
+# the README's "NEST releases and MPI libraries" table). A NEST that Python already
+# imports (a cluster module) is used when it is at least this and has MPI.
+NEST_MIN=$(sed -n 's/^NEST_MIN_VERSION = (\([0-9]*\), *\([0-9]*\)).*/\1.\2/p' "$here/hpc_brunel/constants.py")
+[ -n "$NEST_MIN" ] || die "NEST_MIN_VERSION not found in hpc_brunel/constants.py"
+
+# The MPI family's compiler wrappers and launcher. Debian installs both families side by
+# side (mpicc.openmpi / mpicc.mpich, with `mpicc` an alternative that may point to either):
+# take the family's own names where they exist, else what PATH has (a cluster module).
+# They are linked into $VENV/bin, so mpi4py, NEST, `hpc_brunel launch` and the tests all
+# use this family's MPI whatever `mpirun` on PATH is.
+resolve_mpi() {
+    local sfx=$MPI
+    MPICC=$(command -v "mpicc.$sfx" || command -v mpicc || true)
+    MPICXX=$(command -v "mpicxx.$sfx" || command -v "mpic++.$sfx" || command -v mpicxx || command -v mpic++ || command -v mpiCC || true)
+    MPIEXEC=$(command -v "mpiexec.$sfx" || command -v mpiexec || command -v "mpirun.$sfx" || command -v mpirun || true)
+    MPI_ID=""
+    if [ -n "$MPIEXEC" ]; then
+        # Open MPI: "mpiexec (OpenRTE) 4.1.4"; Hydra: "Version: 4.0.2"; Intel MPI: "Intel(R) MPI Library ..."
+        MPI_ID="$("$MPIEXEC" --version 2>&1 | grep -m1 -E 'Open MPI|OpenRTE|PRRTE|Version:|Intel|MVAPICH' | xargs || true)"
+    fi
+}
+# The MPI library of a launcher: openmpi, mpich or unknown.
+launcher_family() {  # $1 = launcher
+    local v; v=$("$1" --version 2>&1 || true)
+    case "$v" in *"Open MPI"*|*OpenRTE*|*PRRTE*) echo openmpi;; *HYDRA*|*Hydra*|*Intel*|*MVAPICH*) echo mpich;; *) echo unknown;; esac
 }
 
+# A NEST this venv can already use (a cluster module, or our own build): at least
+# NEST_MIN, built with MPI, and mpi4py and NEST on one MPI library.
+nest_ok() {  # $1 = python
+    PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$1" - "$NEST_MIN" <<'PY' >/dev/null 2>&1
+import os, sys
+os.environ.setdefault("PYNEST_QUIET", "1")
+import mpi4py
+mpi4py.rc.initialize = False
+from mpi4py import MPI  # noqa: F401 - loads mpi4py's MPI library without starting MPI
+import nest
+from hpc_brunel.simulation.kernel import nest_have_mpi
+from hpc_brunel.simulation.parallel import mixed_mpi_libraries
+want = tuple(int(x) for x in sys.argv[1].split(".")[:2])
+have = tuple(int(x) for x in nest.__version__.split(".")[:2])
+sys.exit(0 if have >= want and nest_have_mpi(nest) and not mixed_mpi_libraries() else 1)
+PY
+}
+# Why nest_ok fails, in one line (for the error message).
+nest_problem() {  # $1 = python
+    PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$1" - "$NEST_MIN" 2>&1 <<'PY' | tail -n1
+import os, sys
+os.environ.setdefault("PYNEST_QUIET", "1")
+try:
+    import mpi4py
+    mpi4py.rc.initialize = False
+    from mpi4py import MPI
+    import nest
+except Exception as e:
+    sys.exit(f"{type(e).__name__}: {e}")
+from hpc_brunel.simulation.kernel import nest_have_mpi
+from hpc_brunel.simulation.parallel import mixed_mpi_libraries
+want = tuple(int(x) for x in sys.argv[1].split(".")[:2])
+have = tuple(int(x) for x in nest.__version__.split(".")[:2])
+if have < want:
+    sys.exit(f"NEST {nest.__version__} is older than {sys.argv[1]}, the oldest release hpc_brunel supports")
+if not nest_have_mpi(nest):
+    sys.exit(f"NEST {nest.__version__} ({os.path.dirname(nest.__file__)}) was built without MPI")
+mixed = mixed_mpi_libraries()
+if mixed:
+    sys.exit(mixed)
+print("ok")
+PY
+}
+ready_line() {  # $1 = python: "NEST x.y (path), MPI library ..., launcher ..."
+    PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" PYNEST_QUIET=1 "$1" - <<'PY' 2>/dev/null | tail -n1
+import os
+import mpi4py
+mpi4py.rc.initialize = False
+from mpi4py import MPI
+import nest
+print(f"NEST {nest.__version__} ({os.path.dirname(nest.__file__)}); MPI library: "
+      f"{MPI.Get_library_version().replace(chr(0), '').strip().splitlines()[0]}")
+PY
+}
+link_mpi_into_venv() {
+    # Wrappers, not symlinks: Hydra looks for its hydra_pmi_proxy beside argv[0], Open MPI's
+    # compiler wrappers read the data file of the name they are called by.
+    mkdir -p "$VENV/bin"
+    local name target
+    for name in mpicc mpicxx mpiexec mpirun; do
+        case $name in mpicc) target=$MPICC;; mpicxx) target=$MPICXX;; *) target=$MPIEXEC;; esac
+        rm -f "$VENV/bin/$name"
+        printf '#!/bin/sh\n# MPI=%s, linked by tools/setup-env.sh: this environment'"'"'s MPI\nexec %s "$@"\n' \
+            "$MPI" "$target" > "$VENV/bin/$name"
+        chmod +x "$VENV/bin/$name"
+    done
+}
+mpi4py_ok() {  # $1 = python: mpi4py imports and its MPI library is of the family $MPI
+    "$1" - "$MPI" <<'PY' >/dev/null 2>&1
+import sys
+import mpi4py
+mpi4py.rc.initialize = False
+from mpi4py import MPI
+v = MPI.Get_library_version()
+fam = "openmpi" if "Open MPI" in v else "mpich"
+sys.exit(0 if fam == sys.argv[1] else 1)
+PY
+}
+install_mpi4py() {  # $1 = python: mpi4py built against this family's mpicc
+    mpi4py_ok "$1" && return 0
+    say "building mpi4py against $MPICC"
+    MPICC="$MPICC" "$1" -m pip install -q --force-reinstall --no-cache-dir --no-binary mpi4py mpi4py
+    mpi4py_ok "$1" || die "mpi4py in $VENV does not use an MPI of the family MPI=$MPI ($MPICC); load that MPI's module or set MPI="
+}
+
+resolve_mpi
+key_of() {
+    key_src="nest=$NEST_VERSION models=$NEST_MODELS opt=$NEST_OPTIMIZE timers=$NEST_DETAILED_TIMERS extra=$NEST_CMAKE_EXTRA patches=${patch_ids:-none} py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') arch=$(uname -m) mpi=$MPI:$MPI_ID"
+    case "$NEST_OPTIMIZE" in *native*) key_src="$key_src cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)";; esac
+    key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)  # the NEST build (wheel cache)
+    # the whole environment: the NEST build and the Python dependencies
+    env_key=$(printf '%s deps=%s' "$key_src" "${PY_DEPS[*]}" | sha256sum | cut -c1-16)
+}
+key_of
+
 # --- 0. fast path: everything done before with the same options -------------
-key_src="nest=$NEST_VERSION models=$NEST_MODELS opt=$NEST_OPTIMIZE timers=$NEST_DETAILED_TIMERS extra=$NEST_CMAKE_EXTRA patches=${patch_ids:-none} py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') arch=$(uname -m)"
-case "$NEST_OPTIMIZE" in *native*) key_src="$key_src cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)";; esac
-key=$(printf '%s' "$key_src" | sha256sum | cut -c1-16)  # the NEST build (wheel cache)
-# the whole environment: the NEST build and the Python dependencies
-env_key=$(printf '%s deps=%s' "$key_src" "${PY_DEPS[*]}" | sha256sum | cut -c1-16)
 stamp="$VENV/.hpc_brunel-setup"
 deps_ok() {  # $1 = python: every Python dependency imports
     "$1" -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $PY_IMPORTS >/dev/null 2>&1
 }
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$env_key" ] && nest_ok "$VENV/bin/python" && deps_ok "$VENV/bin/python"; then
+if [ -n "$MPIEXEC" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$env_key" ] && nest_ok "$VENV/bin/python" && deps_ok "$VENV/bin/python"; then
     echo "$key_src" > "$VENV/nest-build-options.txt"
-    say "environment up to date ($VENV, key $env_key)"
+    link_mpi_into_venv
+    say "environment up to date ($VENV, MPI=$MPI, key $env_key)"
     exit 0
 fi
 
 # --- 1. a NEST that is already there (module on a cluster) ------------------
-if nest_ok "$PYTHON"; then
-    say "using the MPI-enabled NEST that '$PYTHON' already imports; building nothing"
+# "Already there": `$PYTHON -c 'import nest'` works (PYTHONPATH from the module or
+# nest_vars.sh). Its MPI is the one the module put on PATH; mpi4py is built against it.
+if PYNEST_QUIET=1 "$PYTHON" -c 'import nest' >/dev/null 2>&1; then
+    nest_where=$(PYNEST_QUIET=1 "$PYTHON" -c 'import nest, os; print(nest.__version__, os.path.dirname(nest.__file__))' 2>/dev/null | tail -n1)
+    [ -n "$MPIEXEC" ] || die "NEST $nest_where imports but no MPI launcher (mpiexec/mpirun) is on PATH: load the MPI module NEST was built with"
+    say "using the NEST that '$PYTHON' already imports: $nest_where; building no NEST"
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv --system-site-packages "$VENV"
+    link_mpi_into_venv
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q "${PY_DEPS[@]}"
-    python -c 'import mpi4py' 2>/dev/null || "$VENV/bin/python" -m pip install -q --no-binary mpi4py mpi4py
+    install_mpi4py "$VENV/bin/python"
     "$VENV/bin/python" -m pip install -q --no-deps -e "$here"
-    nest_ok "$VENV/bin/python" || die "the venv does not see the module's NEST"
+    nest_ok "$VENV/bin/python" || die "$(nest_problem "$VENV/bin/python")"
+    rm -f "$VENV/nest-build-options.txt"  # not our build: provenance says "built elsewhere"
     echo "$env_key" > "$stamp"
+    say "ready: $VENV: $(ready_line "$VENV/bin/python")"
     exit 0
 fi
 
-# --- 2. system packages: MPI, GSL, Boost, ltdl --------------------------------
+# --- 2. system prerequisites: a C++ compiler, MPI, GSL (Boost, ltdl, jemalloc optional) ----
+# What is needed is found by command, not by package: on a cluster they come from modules.
+missing_cmds=()
+command -v g++ >/dev/null || command -v c++ >/dev/null || missing_cmds+=("a C++ compiler (g++)")
+[ -n "$MPICC" ] && [ -n "$MPICXX" ] && [ -n "$MPIEXEC" ] || missing_cmds+=("MPI=$MPI (mpicc, mpicxx, mpiexec)")
+command -v gsl-config >/dev/null || missing_cmds+=("GSL (gsl-config)")
+[ -z "$NEST_PATCHES" ] || command -v patch >/dev/null || missing_cmds+=("patch")
+if [ -n "$MPIEXEC" ] && [ "$(launcher_family "$MPIEXEC")" != "$MPI" ]; then
+    missing_cmds+=("MPI=$MPI ($MPIEXEC is $(launcher_family "$MPIEXEC"))")
+fi
+apt_missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
-    missing=()
     for p in "${APT_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        if [ "$(id -u)" = 0 ]; then
-            say "installing Debian packages: ${missing[*]}"
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get update -qq
-            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-        else
-            die "missing system packages: ${missing[*]}. Ask an administrator for
-    sudo apt-get install ${missing[*]}
-or, on a cluster, load modules that provide MPI, GSL and Boost plus an MPI-enabled
-NEST >= $NEST_VERSION (e.g. 'module load NEST') and run this again."
-        fi
-    fi
-else
-    for c in mpicc mpirun gsl-config; do
-        command -v "$c" >/dev/null || die "'$c' not found: load modules for MPI and GSL (or an MPI-enabled NEST >= $NEST_VERSION) and run this again"
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$p")
     done
 fi
+if [ "$(id -u)" = 0 ] && [ ${#apt_missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+    resolve_mpi
+    key_of
+elif [ ${#missing_cmds[@]} -gt 0 ]; then
+    how="load modules that provide them (MPI of the $MPI family, GSL, a compiler), or an MPI-enabled NEST >= $NEST_MIN"
+    [ ${#apt_missing[@]} -gt 0 ] && how="$how; on Debian/Ubuntu an administrator can run: sudo apt-get install ${apt_missing[*]}"
+    die "missing: $(IFS=';'; echo "${missing_cmds[*]}" | sed 's/;/, /g'). $how"
+fi
+[ -n "$MPIEXEC" ] || die "no MPI launcher found for MPI=$MPI after installing it"
+say "MPI=$MPI: $MPICC, $MPIEXEC ($MPI_ID)"
 
 # --- 3. virtual environment and Python dependencies --------------------------
 if [ ! -x "$VENV/bin/python" ]; then
@@ -128,8 +259,9 @@ py="$VENV/bin/python"
 "$py" -m pip install -q --upgrade pip
 # NEST's own runtime deps are numpy, matplotlib and cython; the build needs the rest.
 "$py" -m pip install -q "${PY_DEPS[@]}" "cython>=3" scikit-build-core setuptools wheel
-# mpi4py must talk to the same MPI library as NEST: build it against mpicc.
-"$py" -c 'import mpi4py' 2>/dev/null || "$py" -m pip install -q --no-binary mpi4py mpi4py
+# mpi4py must talk to the same MPI library as NEST: both are built with this family's wrappers.
+link_mpi_into_venv
+install_mpi4py "$py"
 
 # --- 4. NEST with MPI from the sdist, cached by build key --------------------
 wheel_dir="$CACHE/wheels/nest-$NEST_VERSION-$key"
@@ -163,11 +295,14 @@ if [ -z "$whl" ]; then
             && ASAN_OPTIONS=detect_leaks=0 "$tmp/test_block_vector" \
             || die "the patched NEST BlockVector failed its check (tools/nest-patches/test_block_vector.cpp)"
     fi
+    say "  MPI: $MPI_ID ($MPICXX)"
     # shellcheck disable=SC2086
-    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+    PATH="$VENV/bin:$PATH" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
     "$py" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary nest-simulator \
         -w "$tmp" "$nest_src" \
         -C cmake.define.with-mpi=ON \
+        -C "cmake.define.MPI_C_COMPILER=$MPICC" -C "cmake.define.MPI_CXX_COMPILER=$MPICXX" \
+        -C "cmake.define.MPIEXEC_EXECUTABLE=$MPIEXEC" \
         -C "$models_def" \
         -C "cmake.define.with-optimize=$NEST_OPTIMIZE" \
         -C "cmake.define.with-detailed-timers=$NEST_DETAILED_TIMERS" \
@@ -183,7 +318,7 @@ fi
 # --no-deps: never let pip resolve nest-simulator (or anything) from the index here.
 "$py" -m pip install -q --no-deps --force-reinstall "$whl"
 "$py" -m pip install -q --no-deps -e "$here"
-nest_ok "$py" || die "NEST in $VENV does not import with MPI (have_mpi is False)"
+nest_ok "$py" || die "$(nest_problem "$py")"
 echo "$key_src" > "$VENV/nest-build-options.txt"  # read by hpc_brunel.simulation.provenance
 echo "$env_key" > "$stamp"
-say "ready: $("$py" -c 'import os;os.environ["PYNEST_QUIET"]="1";import nest;print("NEST",nest.__version__,"have_mpi",nest.build_info["have_mpi"])')"
+say "ready: $VENV: $(ready_line "$py")"

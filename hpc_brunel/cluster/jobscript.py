@@ -56,7 +56,7 @@ class Cluster:
     modules: list[str] = field(default_factory=list)
     module_purge: bool = False  # `module purge` before the loads (only when asked: it unloads the site's defaults)
     venv: str = field(default_factory=active_venv)
-    srun_mpi: str = "pmix"
+    srun_mpi: str = "auto"  # srun --mpi plugin; "auto": the job picks it by its MPI (environment template)
     exclusive: bool = True
     extra_sbatch: list[str] = field(default_factory=list)  # raw "--key=value" lines
     workdir: str = field(default_factory=default_workdir)
@@ -130,8 +130,10 @@ def _environment(c: Cluster) -> str:
 
 
 def _srun(c: Cluster) -> str:
-    # --cpus-per-task must be given to srun explicitly since Slurm 22.05.
-    return f"srun --mpi={c.srun_mpi} --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1"
+    # --cpus-per-task must be given to srun explicitly since Slurm 22.05. The --mpi plugin:
+    # the one asked for, else the one the environment template chose for the job's MPI.
+    mpi = "${SRUN_MPI:+--mpi=$SRUN_MPI}" if c.srun_mpi == "auto" else f"--mpi={c.srun_mpi}"
+    return f"srun {mpi} --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1"
 
 
 def render_run(c: Cluster, run_dir, run_args: list[str], job_name: str = "brunel-run",

@@ -55,6 +55,7 @@ import numpy as np
 from hpc_brunel.config import RunConfig
 from hpc_brunel.constants import CHECKPOINT_JSON, CHECKPOINTS_DIR
 from hpc_brunel.errors import RunDirError
+from hpc_brunel.simulation.kernel import get_verbosity, set_verbosity
 from hpc_brunel.simulation.rundir import write_json_atomic
 
 CHECKPOINT_LAYOUT_VERSION = 1
@@ -307,11 +308,11 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: window spikes outside the last {p_ms} ms")
     # Held far below threshold, no neuron spikes in the pre-roll unless made to.
     local.set("V_m", _HELD_DOWN_V_M_MV)
-    verbosity = nest.verbosity
+    verbosity = get_verbosity(nest)
     # Run() of single steps: NEST warns at each that the time is not a multiple of the
     # min delay (RNG draws of several generators could interleave differently; the
     # pre-roll's Poisson draws are discarded, and P is a whole number of delays).
-    nest.verbosity = nest.VerbosityLevel.ERROR
+    set_verbosity(nest, "ERROR")
     try:
         with nest.RunManager():
             for k in range(1, n_steps + 1):
@@ -320,7 +321,7 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
                     nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k: stamp offset + k h
                 nest.Run(resolution_ms)
     finally:
-        nest.verbosity = verbosity
+        set_verbosity(nest, verbosity)
     local.set("V_m", state.v_m_mv)  # a neuron still refractory is at V_reset in both
     for rec in recorders.values():  # the pre-roll's spikes are already in the rank files
         rec.set(n_events=0)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 
+from hpc_brunel.constants import NEST_MIN_VERSION
 from hpc_brunel.errors import NestSetupError  # noqa: F401 - raised here, caught by the run command
-from hpc_brunel.simulation.parallel import Parallel, launcher_size
-
-NEST_MIN_VERSION = (3, 10)
+from hpc_brunel.simulation.parallel import Parallel, launcher_size, loaded_mpi_libraries, mixed_mpi_libraries
 
 HOW_TO_GET_MPI_NEST = (
     "run 'make setup' (builds NEST with MPI from the sdist into .venv) and use .venv/bin/python, "
@@ -16,14 +15,67 @@ HOW_TO_GET_MPI_NEST = (
 )
 
 
-def nest_links_mpi() -> bool | None:
-    """Whether the NEST that `import nest` would load is linked against an MPI
-    library, found without importing it (a NEST without MPI exits the process
-    with status 127 when imported under an MPI launcher). None: cannot tell."""
+def nest_version(nest) -> tuple[int, int]:
+    """(major, minor) of an imported NEST."""
+    return tuple(int(x) for x in nest.__version__.split(".")[:2] if x.isdigit())
+
+
+def nest_build_info(nest) -> dict:
+    """NEST's build options (`nest.build_info`, NEST >= 3.10); for older releases the
+    same keys from SLI's statusdict where it has them, so callers need not care."""
+    info = getattr(nest, "build_info", None)
+    if info is not None:
+        return dict(info)
+    out = {}
+    sli = getattr(getattr(nest, "ll_api", None), "sli_func", None)
+    if sli is not None:  # NEST <= 3.9: the statusdict of the SLI layer
+        for key in ("have_mpi", "threading", "have_gsl", "have_music", "have_libneurosim", "have_sionlib",
+                    "have_hdf5", "ndebug", "exitcodes", "built", "version", "prefix", "hostname", "hostos"):
+            try:
+                out[key] = sli(f"statusdict/{key} ::")
+            except Exception:  # noqa: BLE001 - a key this release does not have
+                continue
+    return out
+
+
+def nest_have_mpi(nest) -> bool:
+    """Whether an imported NEST was built with MPI (any release)."""
+    info = nest_build_info(nest)
+    if "have_mpi" in info:
+        return bool(info["have_mpi"])
+    return bool(nest_links_mpi())
+
+
+def get_verbosity(nest):
+    """NEST's message level, as `set_verbosity` takes it back (any release)."""
+    return nest.verbosity if hasattr(nest, "VerbosityLevel") else nest.get_verbosity()
+
+
+def set_verbosity(nest, level) -> None:
+    """Set NEST's message level: a name ("WARNING", "ERROR") or what `get_verbosity`
+    returned. NEST 3.10 has `nest.verbosity = nest.VerbosityLevel.X`; older releases
+    `nest.set_verbosity("M_X")` (their get_verbosity returns a number)."""
+    if hasattr(nest, "VerbosityLevel"):
+        nest.verbosity = getattr(nest.VerbosityLevel, level) if isinstance(level, str) else level
+    elif isinstance(level, str):
+        nest.set_verbosity(f"M_{level}")
+    else:
+        nest.set_verbosity(level)
+
+
+def nest_mpi_libraries() -> list[str] | None:
+    """The MPI core libraries (real paths) that the NEST `import nest` would load is
+    linked against, found without importing it (a NEST without MPI exits the process
+    with status 127 when imported under an MPI launcher; one built against another MPI
+    than mpi4py's must not start MPI a second time). [] for a NEST without MPI; None:
+    cannot tell (no ldd, no NEST)."""
     import importlib.util
+    import re
     import shutil
     import subprocess
     from pathlib import Path
+
+    from hpc_brunel.simulation.parallel import MPI_CORE_LIB
 
     spec = importlib.util.find_spec("nest")
     if spec is None or spec.origin is None or shutil.which("ldd") is None:
@@ -31,14 +83,24 @@ def nest_links_mpi() -> bool | None:
     libs = sorted(Path(spec.origin).parent.glob("*.so"))
     if not libs:
         return None
+    found = set()
     for lib in libs:
         try:
             out = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.TimeoutExpired):
             return None
-        if "libmpi" in out:
-            return True
-    return False
+        for line in out.splitlines():
+            name, _, rest = line.strip().partition(" => ")
+            if re.match(MPI_CORE_LIB, name) and rest.startswith("/"):
+                found.add(os.path.realpath(rest.split(" (")[0]))
+    return sorted(found)
+
+
+def nest_links_mpi() -> bool | None:
+    """Whether the NEST that `import nest` would load is linked against an MPI library
+    (without importing it). None: cannot tell."""
+    libs = nest_mpi_libraries()
+    return None if libs is None else bool(libs)
 
 
 # PyNEST 3.10 imports these at `import nest` when they are installed, for features a
@@ -72,8 +134,22 @@ def import_nest():
 def precheck_mpi(par: Parallel) -> None:
     """Before `import nest`: refuse a multi-rank launch when NEST has no MPI."""
     n_launched, var = launcher_size()
+    if n_launched > 1 and par.size == 1:
+        from hpc_brunel.simulation.parallel import default_launcher, mpi_library
+
+        raise NestSetupError(
+            f"the launcher started {n_launched} ranks ({var}) but MPI sees 1 process: the launcher is of another MPI "
+            f"than this Python's mpi4py ({mpi_library()}); start the job with {default_launcher()} "
+            "('hpc_brunel launch' picks it), refusing to run duplicate simulations")
     n = max(par.size, n_launched)
-    if n > 1 and nest_links_mpi() is False:
+    nest_libs = nest_mpi_libraries()
+    ours = loaded_mpi_libraries()
+    if nest_libs and ours and set(nest_libs) != set(ours):
+        raise NestSetupError(
+            f"NEST ({', '.join(nest_libs)}) and mpi4py ({', '.join(ours)}) are built against different MPI libraries; "
+            "set up one environment per MPI: 'make setup' (Open MPI, .venv) or 'make setup MPI=mpich' (.venv-mpich), "
+            "or build mpi4py with the MPI of your NEST module (MPICC=mpicc pip install --no-binary mpi4py mpi4py)")
+    if n > 1 and nest_libs is not None and not nest_libs:
         raise NestSetupError(
             f"the launcher started {n} ranks ({var or 'MPI_COMM_WORLD'}) but the NEST on this Python path was built "
             f"without MPI (it is not linked to an MPI library); refusing to run {n} duplicate simulations; "
@@ -84,13 +160,16 @@ def precheck_mpi(par: Parallel) -> None:
 def check_nest(nest, par: Parallel) -> None:
     """Refuse N duplicate simulations: the launcher, MPI and NEST must agree on
     the number of ranks."""
-    version = tuple(int(x) for x in nest.__version__.split(".")[:2] if x.isdigit())
-    if version < NEST_MIN_VERSION:
-        raise NestSetupError(f"NEST {nest.__version__} is too old: hpc_brunel needs NEST >= 3.10; {HOW_TO_GET_MPI_NEST}")
+    if nest_version(nest) < NEST_MIN_VERSION:
+        raise NestSetupError(f"NEST {nest.__version__} is too old: hpc_brunel needs NEST >= "
+                             f"{'.'.join(map(str, NEST_MIN_VERSION))}; {HOW_TO_GET_MPI_NEST}")
+    mixed = mixed_mpi_libraries()
+    if mixed:
+        raise NestSetupError(mixed)
     n_launched, var = launcher_size()
     n_nest = nest.NumProcesses()
     if n_nest != max(par.size, n_launched):
-        have_mpi = nest.build_info.get("have_mpi", False)
+        have_mpi = nest_have_mpi(nest)
         why = "this NEST was built without MPI (have_mpi=False)" if not have_mpi else "NEST and mpi4py see different MPI worlds"
         launched = f"the launcher started {max(par.size, n_launched)} ranks ({var or 'MPI_COMM_WORLD'})"
         raise NestSetupError(
@@ -107,7 +186,7 @@ def setup_kernel(nest, *, threads_per_rank: int, resolution_ms: float, rng_seed:
     Returns the effective values of every user-settable kernel attribute (for
     the provenance record)."""
     nest.ResetKernel()
-    nest.verbosity = nest.VerbosityLevel.WARNING
+    set_verbosity(nest, "WARNING")
     # local_num_threads must be set before any node exists.
     nest.SetKernelStatus(
         {

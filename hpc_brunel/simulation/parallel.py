@@ -123,6 +123,70 @@ def launcher_kill_window_s(env=os.environ) -> tuple[float, str] | None:
     return None
 
 
+# The core library of each MPI implementation (not its C++/Fortran bindings), as the
+# dynamic loader names it: Open MPI libmpi.so.40, MPICH libmpich.so.12, Intel MPI
+# libmpi.so.12, Cray MPICH libmpi_cray.so / libmpich_<compiler>.so.
+MPI_CORE_LIB = r"^lib(mpi|mpich|mpi_cray|mpich_[a-z]+)\.so(\.[0-9]+)*$"
+
+
+def loaded_mpi_libraries(maps: str = "/proc/self/maps") -> list[str]:
+    """The MPI core libraries mapped into this process (real paths, sorted); [] off Linux."""
+    import re
+
+    found = set()
+    try:
+        with open(maps) as f:
+            for line in f:
+                parts = line.split(None, 5)
+                path = parts[5].strip() if len(parts) == 6 else ""
+                if path.startswith("/") and re.match(MPI_CORE_LIB, os.path.basename(path)):
+                    found.add(os.path.realpath(path))
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def mixed_mpi_libraries(maps: str = "/proc/self/maps") -> str | None:
+    """One line when this process has loaded two MPI libraries (mpi4py built against one
+    MPI, NEST against another: every collective would go wrong), else None."""
+    libs = loaded_mpi_libraries(maps)
+    if len(libs) <= 1:
+        return None
+    return (f"two MPI libraries in one process: {', '.join(libs)} (mpi4py and NEST were built against different "
+            "MPIs); set up one environment per MPI: 'make setup' (Open MPI, .venv) or 'make setup MPI=mpich' "
+            "(.venv-mpich), and run with that environment's python and mpiexec")
+
+
+def mpi_library() -> str | None:
+    """The first line of MPI_Get_library_version of this Python's mpi4py, read without
+    starting MPI (so a launcher process can ask); None without mpi4py."""
+    try:
+        import mpi4py
+
+        if "mpi4py.MPI" not in sys.modules:
+            mpi4py.rc.initialize = False
+            mpi4py.rc.finalize = False
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return " ".join(MPI.Get_library_version().replace("\0", "").strip().splitlines()[0].split())
+
+
+def library_family(library: str | None) -> str | None:
+    """"openmpi" or "mpich" (MPICH and its derivatives) for an MPI_Get_library_version line."""
+    if not library:
+        return None
+    return "openmpi" if "Open MPI" in library else "mpich"
+
+
+def default_launcher() -> str:
+    """The launcher for this Python's MPI: the `mpiexec` that the set-up linked beside the
+    interpreter (.venv/bin, .venv-mpich/bin: the family mpi4py and NEST were built with),
+    else `mpirun` on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else "mpirun"
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask; os.cpu_count() off Linux)."""
     try:
@@ -307,7 +371,7 @@ def _is_open_mpi(mpirun: str) -> bool:
     return launcher_flavour(mpirun) == "openmpi"
 
 
-def mpirun_argv(n_ranks: int, threads: int, command: list[str], mpirun: str = "mpirun",
+def mpirun_argv(n_ranks: int, threads: int, command: list[str], mpirun: str | None = None,
                 cores: int | None = None) -> tuple[list[str], dict]:
     """The command line that starts `command` as ranks x threads with the launcher
     `mpirun`, in that launcher's own syntax, and the environment it needs
@@ -322,6 +386,7 @@ def mpirun_argv(n_ranks: int, threads: int, command: list[str], mpirun: str = "m
       (--overcommit when oversubscribed); srun passes the whole environment;
     - anything else: only -n, and the ranks' binding is the launcher's default."""
     cores = cores or available_cpus()
+    mpirun = mpirun or default_launcher()
     flavour = launcher_flavour(mpirun)
     over = n_ranks * threads > cores
     env = {"OMP_NUM_THREADS": str(threads)}

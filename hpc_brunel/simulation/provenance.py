@@ -53,8 +53,10 @@ def versions(nest=None) -> dict:
         import mpi4py
         from mpi4py import MPI
 
+        from hpc_brunel.simulation.parallel import mpi_library
+
         out["mpi4py"] = mpi4py.__version__
-        out["mpi_library"] = MPI.Get_library_version().strip().splitlines()[0]
+        out["mpi_library"] = mpi_library()
         out["mpi_standard"] = "%d.%d" % MPI.Get_version()
     except ImportError:
         pass
@@ -69,8 +71,11 @@ def versions(nest=None) -> dict:
 
 
 def nest_build_info(nest) -> dict:
-    """NEST's build_info (compiler, MPI, OpenMP, ...) with every value JSON-safe."""
-    info = dict(nest.build_info)
+    """NEST's build_info (compiler, MPI, OpenMP, ...) with every value JSON-safe (for a
+    NEST older than 3.10, what its SLI statusdict says)."""
+    from hpc_brunel.simulation.kernel import nest_build_info as build_info
+
+    info = build_info(nest)
     return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in info.items()}
 
 
@@ -90,6 +95,28 @@ def stack_line(v: dict) -> str:
     else:
         parts.append("no mpi4py")
     return "; ".join(parts)
+
+
+#: Extra memory per recorded neuron of an unpatched NEST's first BlockVector block
+#: (tools/nest-patches/README.md, measured on NEST 3.10: 99 / 295 / 392 MiB for 12,500 neurons).
+UNPATCHED_KIB_PER_RECORDED_NEURON = {"static_synapse_hom_w_hpc": 8, "static_synapse_hom_w": 24, "static_synapse": 32}
+
+
+def nest_limitations(v: dict, timers: dict, synapse_model: str | None = None) -> list[str]:
+    """What this NEST cannot give that our own build does, one line each: not patched
+    (recording costs more memory) and no detailed timers (the per-phase timers are
+    empty). `v` is `versions()`, `timers` one `kernel.kernel_timers()` reading."""
+    out = []
+    opts = v.get("nest_build_options")
+    if opts is None or "patches=none" in opts:
+        where = "a NEST not built by tools/setup-env.sh" if opts is None else "NEST_PATCHES=none"
+        kib = UNPATCHED_KIB_PER_RECORDED_NEURON.get(synapse_model or "", 8)
+        out.append(f"NEST not patched ({where}; tools/nest-patches): recording costs ~{kib} KiB more per "
+                   f"recorded neuron ({synapse_model or 'static_synapse_hom_w_hpc'})")
+    if "time_simulate" in timers and "time_update" not in timers:
+        out.append("NEST built without detailed timers (-Dwith-detailed-timers=OFF): the per-phase timers "
+                   "(update, deliver, communicate) are empty; time_simulate and the construction timers are kept")
+    return out
 
 
 def native_build_mismatch(v: dict, this_cpu: str | None = None) -> str | None:

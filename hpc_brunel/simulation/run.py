@@ -536,7 +536,11 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 mismatch = provenance.native_build_mismatch(versions)
                 if mismatch:
                     log.warning("%s", mismatch)
-                rundir.update_run_json(run_dir, versions=versions,
+                limitations = provenance.nest_limitations(versions, kernel.kernel_timers(nest),
+                                                          cfg.network.synapse_model)
+                for line in limitations:
+                    log.warning("%s", line)
+                rundir.update_run_json(run_dir, versions=versions, nest_limitations=limitations,
                                        nest_build_info=provenance.nest_build_info(nest),
                                        machine=provenance.machine(), slurm=provenance.slurm_context(),
                                        file_locking=lock.mode)

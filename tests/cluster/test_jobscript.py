@@ -70,8 +70,14 @@ def test_rendered_scripts_follow_nest_hpc_guidance(tmp_path):
     for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --hint=nomultithread",
                  "#SBATCH --exclusive", "#SBATCH --partition=batch", "#SBATCH --account=p1", "module load NEST/3.10",
                  "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", "export OMP_PROC_BIND=true",
-                 "srun --mpi=pmix --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 python -m hpc_brunel run"):
+                 "srun ${SRUN_MPI:+--mpi=$SRUN_MPI} --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=1 "
+                 "python -m hpc_brunel run",
+                 '*"Open MPI"*|*OpenRTE*|*PRRTE*) SRUN_MPI=${SRUN_MPI:-pmix};;',
+                 '*HYDRA*|*Hydra*|*"Intel(R) MPI"*|*MVAPICH*) SRUN_MPI=${SRUN_MPI:-pmi2};;'):
         assert line in text, line
+    # an explicit plugin is written as it is
+    forced = J.render_run(J.Cluster(srun_mpi="pmi2"), tmp_path / "r", ["--t-sim-ms", "500"])
+    assert "srun --mpi=pmi2 --cpus-per-task=$SLURM_CPUS_PER_TASK" in forced
     assert "--no-analyze" in text
     assert "python -m hpc_brunel analyze" in J.render_analyze(c, tmp_path / "r")
 

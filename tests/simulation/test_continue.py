@@ -19,26 +19,13 @@ import h5py
 import numpy as np
 import pytest
 from conftest import ROOT, SMALL, fault_env, hpc_brunel, needs_nest, wait_for_chunks
+from conftest import rank_file_spikes as spikes
 
 pytestmark = [needs_nest, pytest.mark.mpi]
 
 # 1,000 neurons driven by a DC current only (V_inf = 24 mV > V_th), chaotic but deterministic.
 DC = [*SMALL, "--set", "network.eta=0", "--set", "neuron.i_e_pa=1.2", "--set", "neuron.v_init_distribution=uniform",
       "--set", "simulation.chunk_ms=50", "--no-analyze"]
-
-
-def spikes(run_dir):
-    """Every (node id, time in us) of a run's rank files, sorted."""
-    parts = []
-    for path in sorted(run_dir.glob("rank_*.h5")):
-        with h5py.File(path, "r") as f:
-            n = f["chunks/offsets"][-1]
-            for i, pop in enumerate(json.loads(f.attrs["populations"])):
-                ids = f[f"spikes/{pop}/node_ids"][: n[i]]
-                t = np.rint(f[f"spikes/{pop}/times_ms"][: n[i]] * 1000).astype(np.int64)
-                parts.append(np.stack([ids, t]))
-    a = np.concatenate(parts, axis=1)
-    return a[:, np.lexsort(a[::-1])]
 
 
 def record(run_dir):

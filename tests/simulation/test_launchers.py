@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, venv_python
 
 from hpc_brunel.simulation.parallel import launcher_flavour, mpirun_argv
 
@@ -62,13 +62,15 @@ def test_each_launcher_gets_ranks_threads_and_binding_in_its_syntax(tmp_path):
 @pytest.mark.parametrize("flavour,name,words", [("hydra", "mpiexec", "-n 2 -bind-to core:1"),
                                                 ("srun", "srun", "-n 2 --cpus-per-task=1 --cpu-bind=cores")])
 def test_launch_runs_the_launcher_it_is_given_and_prints_a_copyable_line(tmp_path, flavour, name, words):
+    """(Hydra from the MPICH environment's python: `launch` refuses another family's launcher.)"""
     path, log = fake(tmp_path, name, flavour)
-    p = subprocess.run([sys.executable, "-m", "hpc_brunel", "launch", "-n", "2", "--threads", "1", "--mpirun",
+    python = str(venv_python("mpich")) if flavour == "hydra" else sys.executable
+    p = subprocess.run([python, "-m", "hpc_brunel", "launch", "-n", "2", "--threads", "1", "--mpirun",
                         str(path), "--", "run", "--t-sim-ms", "100"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "OMP_NUM_THREADS": ""})
     assert p.returncode == 0, p.stderr
     got = log.read_text()
     assert got.startswith(f"OMP_NUM_THREADS=1 {words} ") and "-m hpc_brunel run --t-sim-ms 100 --threads 1" in got
     printed = [ln for ln in p.stderr.splitlines() if ln.startswith("+ ")]
-    assert printed == [f"+ OMP_NUM_THREADS=1 {path} {words} {sys.executable} -m hpc_brunel run --t-sim-ms 100 "
+    assert printed == [f"+ OMP_NUM_THREADS=1 {path} {words} {python} -m hpc_brunel run --t-sim-ms 100 "
                        "--threads 1"], p.stderr
