@@ -222,12 +222,13 @@ fi
 # --- 2. system prerequisites: a C++ compiler, MPI, GSL (Boost, ltdl, jemalloc optional) ----
 # What is needed is found by command, not by package: on a cluster they come from modules.
 missing_cmds=()
-command -v g++ >/dev/null || command -v c++ >/dev/null || missing_cmds+=("a C++ compiler (g++)")
-[ -n "$MPICC" ] && [ -n "$MPICXX" ] && [ -n "$MPIEXEC" ] || missing_cmds+=("MPI=$MPI (mpicc, mpicxx, mpiexec)")
-command -v gsl-config >/dev/null || missing_cmds+=("GSL (gsl-config)")
-[ -z "$NEST_PATCHES" ] || command -v patch >/dev/null || missing_cmds+=("patch")
+case "$MPI" in openmpi) mpi_pkgs="openmpi-bin libopenmpi-dev";; mpich) mpi_pkgs="mpich libmpich-dev";; esac
+command -v g++ >/dev/null || command -v c++ >/dev/null || missing_cmds+=("a C++ compiler (g++; Debian: g++)")
+[ -n "$MPICC" ] && [ -n "$MPICXX" ] && [ -n "$MPIEXEC" ] || missing_cmds+=("MPI=$MPI (mpicc, mpicxx, mpiexec; Debian: $mpi_pkgs)")
+command -v gsl-config >/dev/null || missing_cmds+=("GSL (gsl-config; Debian: libgsl-dev)")
+[ -z "$NEST_PATCHES" ] || command -v patch >/dev/null || missing_cmds+=("patch (Debian: patch)")
 if [ -n "$MPIEXEC" ] && [ "$(launcher_family "$MPIEXEC")" != "$MPI" ]; then
-    missing_cmds+=("MPI=$MPI ($MPIEXEC is $(launcher_family "$MPIEXEC"))")
+    missing_cmds+=("MPI=$MPI ($MPIEXEC is $(launcher_family "$MPIEXEC"); Debian: $mpi_pkgs)")
 fi
 apt_missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -243,9 +244,9 @@ if [ "$(id -u)" = 0 ] && [ ${#apt_missing[@]} -gt 0 ] && command -v apt-get >/de
     resolve_mpi
     key_of
 elif [ ${#missing_cmds[@]} -gt 0 ]; then
-    how="load modules that provide them (MPI of the $MPI family, GSL, a compiler), or an MPI-enabled NEST >= $NEST_MIN"
-    [ ${#apt_missing[@]} -gt 0 ] && how="$how; on Debian/Ubuntu an administrator can run: sudo apt-get install ${apt_missing[*]}"
-    die "missing: $(IFS=';'; echo "${missing_cmds[*]}" | sed 's/;/, /g'). $how"
+    how="Load modules that provide them (an MPI of the $MPI family, GSL, a compiler), or an MPI-enabled NEST >= $NEST_MIN with its Python"
+    [ ${#apt_missing[@]} -gt 0 ] && how="$how; or ask an administrator for: sudo apt-get install ${apt_missing[*]}"
+    die "missing: $(IFS='|'; echo "${missing_cmds[*]}" | sed 's/|/, /g'). $how"
 fi
 [ -n "$MPIEXEC" ] || die "no MPI launcher found for MPI=$MPI after installing it"
 say "MPI=$MPI: $MPICC, $MPIEXEC ($MPI_ID)"
