@@ -162,6 +162,9 @@ NEST_KERNEL_MANAGED: dict[str, str] = {
     "verbosity": "nothing (hpc_brunel sets NEST's verbosity to WARNING; use run -v for its own log)",
 }
 
+#: Kernel attributes above that older NEST releases do not have yet: the first (major, minor) with them.
+NEST_KERNEL_SINCE: dict[str, tuple[int, int]] = {"verbosity": (3, 10)}
+
 
 @dataclass(frozen=True)
 class RunConfig:

@@ -69,6 +69,19 @@ def fault_env(spec: str) -> dict:
     return {"PYTHONPATH": path, "HPC_BRUNEL_TEST_FAULT": spec}
 
 
+def env_for(python: str, env: dict | None) -> dict:
+    """The environment for a run with `python`: this one's, plus `env`; for another
+    environment's python, PYTHONPATH keeps only this repository's entries (a NEST module's
+    path, loaded for this environment, must not leak into the other one)."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    inherited = {p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    if Path(python) != Path(sys.executable) and full.get("PYTHONPATH"):
+        keep = [p for p in full["PYTHONPATH"].split(os.pathsep)
+                if p and (p not in inherited or Path(p).resolve().is_relative_to(ROOT))]
+        full["PYTHONPATH"] = os.pathsep.join(keep)
+    return full
+
+
 def hpc_brunel(*args, ranks: int = 1, threads: int | None = None, timeout: float = 600, env=None,
                check: bool = False, python: str | Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m hpc_brunel ARGS` (under the launcher of that Python's MPI when
@@ -77,7 +90,7 @@ def hpc_brunel(*args, ranks: int = 1, threads: int | None = None, timeout: float
 
     python = str(python or sys.executable)
     cmd = [python, "-m", "hpc_brunel", *map(str, args)]
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = env_for(python, env)
     if ranks > 1 or threads:
         cmd, extra = mpirun_argv(ranks, threads or 1, cmd, mpirun=launcher_of(python))
         full_env.update(extra)
@@ -144,7 +157,10 @@ class Launched:
 
         python = str(python or sys.executable)
         cmd = [python, "-m", "hpc_brunel", *map(str, args)]
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Every process of the job carries this mark in its environment (launchers pass it on):
+        # found by it, not by session, since Hydra starts its proxy and the ranks in new sessions.
+        self.mark = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+        full_env = {**env_for(python, env), "HPC_BRUNEL_TEST_JOB": self.mark}
         if ranks > 1:
             cmd, extra = mpirun_argv(ranks, threads, cmd, mpirun=mpirun or launcher_of(python))
             full_env.update(extra)
@@ -152,23 +168,38 @@ class Launched:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
 
+    def _marked(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every live process that carries this job's mark."""
+        out = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if f"HPC_BRUNEL_TEST_JOB={self.mark}".encode() not in (d / "environ").read_bytes().split(b"\0"):
+                    continue
+                stat = (d / "stat").read_text()
+                if stat[stat.rindex(")") + 2] == "Z":  # a zombie waiting to be reaped: gone
+                    continue
+                out.append((int(d.name), (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")))
+            except OSError:
+                continue
+        return out
+
     def session_pids(self, settle_s: float = 5.0):
-        """Every process still running in the job's session (mpirun, ranks, helpers);
-        zombies (dead, waiting for init to reap them) do not count."""
+        """Every process of the job still running (launcher, proxies, ranks, helpers)."""
         t0 = time.monotonic()
         while True:
-            out = subprocess.run(["ps", "-o", "pid=,stat=", "-s", str(self.proc.pid)], capture_output=True,
-                                 text=True).stdout.splitlines()
-            alive = [int(ln.split()[0]) for ln in out if ln.split() and not ln.split()[1].startswith("Z")]
+            alive = [pid for pid, _ in self._marked()]
             if not alive or time.monotonic() - t0 > settle_s:
                 return alive
             time.sleep(0.2)
 
     def rank_pids(self):
-        """PIDs of the python ranks (children of mpirun, or the process itself)."""
-        out = subprocess.run(["pgrep", "-s", str(self.proc.pid), "-f", "hpc_brunel run"], capture_output=True,
-                             text=True).stdout.split()
-        return [int(p) for p in out if int(p) != self.proc.pid or len(out) == 1]
+        """PIDs of the python ranks (not the launcher, even when its command line names them)."""
+        launchers = ("mpiexec", "mpirun", "orterun", "srun", "hydra")
+        ranks = [pid for pid, cmd in sorted(self._marked())
+                 if "hpc_brunel run" in cmd and not os.path.basename(cmd.split()[0]).startswith(launchers)]
+        return ranks or [self.proc.pid]
 
     def wait(self, timeout=300):
         out, err = self.proc.communicate(timeout=timeout)
@@ -180,6 +211,11 @@ class Launched:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid, _ in self._marked():  # Hydra's proxies and ranks live in sessions of their own
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait()
 
 

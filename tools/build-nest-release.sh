@@ -37,8 +37,12 @@ mpicxx=$(command -v "mpicxx.$MPI" || command -v mpicxx || true)
 mpiexec=$(command -v "mpiexec.$MPI" || command -v mpiexec || true)
 [ -n "$mpicc" ] && [ -n "$mpicxx" ] && [ -n "$mpiexec" ] || die "MPI=$MPI: mpicc/mpicxx/mpiexec not found (make setup MPI=$MPI installs them as root)"
 command -v cmake >/dev/null || die "cmake not found (Debian: cmake; or pip install cmake)"
+# The module's Python: numpy (PyNEST needs it at run time) and Cython (to build PyNEST): NEST <= 3.8's
+# pynestkernel.pyx needs Cython < 3 ("undeclared name not builtin: long" with Cython 3).
+cython="cython>=3"
+case "$release" in 3.[0-8]|3.[0-8].*) cython="cython<3";; esac
 mpi_id=$("$mpiexec" --version 2>&1 | grep -m1 -E 'Open MPI|OpenRTE|Version:|Intel' | xargs || true)
-key_src="release=$release sha=$(sha256sum "$tarball" | cut -c1-16) mpi=$MPI:$mpi_id models=$NEST_MODELS opt=$NEST_OPTIMIZE py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') cxx=$(g++ -dumpfullversion 2>/dev/null)"
+key_src="release=$release$([ "$cython" = "cython<3" ] && echo ' cython<3') sha=$(sha256sum "$tarball" | cut -c1-16) mpi=$MPI:$mpi_id models=$NEST_MODELS opt=$NEST_OPTIMIZE py=$($PYTHON -c 'import sys;print(sys.version.split()[0])') cxx=$(g++ -dumpfullversion 2>/dev/null)"
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-12)
 prefix="$CACHE/nest-releases/nest-$release-$MPI-$key"
 if [ -f "$prefix/.complete" ]; then
@@ -50,7 +54,7 @@ mkdir -p "$prefix"
 # The module's Python: numpy (PyNEST needs it at run time) and Cython (to build PyNEST).
 "$PYTHON" -m venv "$prefix/python"
 "$prefix/python/bin/python" -m pip install -q --upgrade pip >&2
-"$prefix/python/bin/python" -m pip install -q numpy scipy "cython>=3" >&2
+"$prefix/python/bin/python" -m pip install -q numpy scipy "$cython" >&2
 src=$(mktemp -d "${TMPDIR:-/tmp}/nest-$release-src.XXXXXX")
 tar -xzf "$tarball" -C "$src"
 srcdir=$(ls -d "$src"/nest-simulator-*)

@@ -170,10 +170,24 @@ fam = "openmpi" if "Open MPI" in v else "mpich"
 sys.exit(0 if fam == sys.argv[1] else 1)
 PY
 }
-install_mpi4py() {  # $1 = python: mpi4py built against this family's mpicc
+install_mpi4py() {  # $1 = python: mpi4py built against this family's mpicc (wheel cached per MPI)
     mpi4py_ok "$1" && return 0
-    say "building mpi4py against $MPICC"
-    MPICC="$MPICC" "$1" -m pip install -q --force-reinstall --no-cache-dir --no-binary mpi4py mpi4py
+    local ver dir whl tmp
+    ver=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    dir="$CACHE/wheels/mpi4py-$MPI-$(printf '%s' "$MPI_ID $(readlink -f "$MPICC") py=$ver $(uname -m)" | sha256sum | cut -c1-12)"
+    whl=$(ls "$dir"/mpi4py-*.whl 2>/dev/null | head -n1 || true)
+    if [ -z "$whl" ]; then
+        say "building mpi4py against $MPICC (a few minutes; cached in $dir)"
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpi4py-build.XXXXXX")
+        MPICC="$MPICC" "$1" -m pip wheel -q --no-deps --no-cache-dir --no-binary mpi4py -w "$tmp" mpi4py
+        mkdir -p "$dir"
+        mv "$tmp"/mpi4py-*.whl "$dir/"  # the wheel appears only once complete
+        rm -rf "$tmp"
+        whl=$(ls "$dir"/mpi4py-*.whl | head -n1)
+    else
+        say "using cached mpi4py wheel $whl"
+    fi
+    "$1" -m pip install -q --no-deps --force-reinstall "$whl"
     mpi4py_ok "$1" || die "mpi4py in $VENV does not use an MPI of the family MPI=$MPI ($MPICC); load that MPI's module or set MPI="
 }
 

@@ -8,11 +8,14 @@
 #   statistics against the same run on our NEST 3.10 (.venv) in standard errors of 100-ms
 #   blocks, 5. a row of scaling/results/compat/compat.md (release x MPI x launcher, what ran, date).
 #
-# Variables: NEST_COMPAT_RELEASES [3.9 3.8], MPI [openmpi], NEST_MODELS [full], COMPAT_PYTEST_ARGS.
+# Variables: NEST_COMPAT_RELEASES [3.9 3.8], MPI [openmpi], NEST_MODELS (the releases' model set)
+# [full], COMPAT_PYTEST_ARGS.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 MPI=${MPI:-openmpi}
+COMPAT_MODELS=${NEST_MODELS:-full}  # the releases' model set; our own build keeps its own
+unset NEST_MODELS
 RELEASES=${NEST_COMPAT_RELEASES:-3.9 3.8}
 out=scaling/results/compat
 mkdir -p "$out" runs
@@ -29,7 +32,7 @@ fi
 
 for rel in $RELEASES; do
     t0=$(date +%s)
-    prefix=$(MPI=$MPI bash tools/build-nest-release.sh "$rel" | tail -n1)
+    prefix=$(MPI=$MPI NEST_MODELS="$COMPAT_MODELS" bash tools/build-nest-release.sh "$rel" | tail -n1)
     build_s=$(sed -n 's/.* build_s=\([0-9]*\).*/\1/p' "$prefix/build-options.txt")
     venv=$here/.venv-nest$rel-$MPI
     log=$out/nest-$rel-$MPI.log

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
@@ -201,6 +202,10 @@ FAILURE_HOOK_TIMEOUT_S = 20.0
 
 FailureHook = Callable[[BaseException, str], None]
 
+# Seconds a failing rank waits after printing and before MPI_Abort under launchers other than
+# Open MPI's mpirun (Parallel.abort), so that the launcher forwards what it printed.
+ABORT_OUTPUT_GRACE_S = 0.5
+
 
 @dataclass
 class Parallel:
@@ -279,6 +284,11 @@ class Parallel:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            if self.comm is not None and self.size > 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ:
+                # Hydra (MPICH and derivatives) forwards a rank's output through its proxy, which
+                # MPI_Abort tears down at once: the failure's traceback and summary line were lost
+                # (2 of 6 fail-fast runs on a loaded 2-core machine). Give it time to forward them.
+                time.sleep(ABORT_OUTPUT_GRACE_S)
         finally:
             if self.comm is not None and self.size > 1:
                 self.comm.Abort(code)

@@ -22,11 +22,28 @@ PHASES = [  # (label, column); "other simulate" is time_simulate minus the liste
 ]
 
 
+#: Said on the plot and under the table when NEST was built without detailed timers (a cluster's
+#: NEST module, CMake's default): NEST then has only time_simulate for the simulation phase.
+NO_DETAILED_TIMERS = ("NEST built without detailed timers: update / deliver / communicate are empty, "
+                      "the simulation phase is shown whole")
+
+
+def has_detailed_timers(a: dict) -> bool:
+    """Whether an aggregated point has NEST's per-phase simulation timers."""
+    return bool(np.isfinite(a.get("time_update_max", float("nan"))))
+
+
 def phase_times(a: dict, stat: str = "max") -> dict[str, float]:
-    """Seconds per phase; stat 'max' (over ranks, each phase on its own) or 'mean'."""
+    """Seconds per phase; stat 'max' (over ranks, each phase on its own) or 'mean'. Without
+    detailed timers the per-phase entries are NaN and "other simulate" is all of time_simulate."""
     def v(col):
         return a.get(col.replace("_max", f"_{stat}"), float("nan"))
 
+    if not has_detailed_timers(a):
+        out = {label: (v(col) if col in ("time_construction_create_max", "time_construction_connect_max")
+                       else float("nan")) for label, col in PHASES}
+        out["other simulate"] = v("time_simulate_max")
+        return out
     gather = v("time_gather_spike_data_max") + v("time_collocate_spike_data_max")
     known = v("time_update_max") + v("time_deliver_spike_data_max") + v("time_communicate_spike_data_max") + gather
     out = {label: v(col) for label, col in PHASES if col}
@@ -40,7 +57,7 @@ def _stacked_bars(ax, x, agg, first: int, value) -> None:
     cmap = plt.get_cmap("tab10")
     bottom = np.zeros(len(agg))
     for k, (label, _) in enumerate(PHASES[first:], start=first):
-        vals = np.array([value(a, label) for a in agg])
+        vals = np.nan_to_num(np.array([value(a, label) for a in agg], float))  # a missing timer: no bar
         ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
         bottom += vals
 
@@ -74,7 +91,9 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
                 ecolor="k", capsize=4, label="min-max over repetitions")
     ax.set_xticks(x, labels)
     ax.set_ylabel("time [s] (NEST timers, max over ranks)")
-    ax.set_title("time to solution by phase")
+    ax.set_title("time to solution by phase" if all(has_detailed_timers(a) for a in agg)
+                 else "time to solution by phase\n(" + NO_DETAILED_TIMERS + ")", fontsize=None if all(
+                     has_detailed_timers(a) for a in agg) else 7)
     ax.legend(fontsize=7)
 
     ax = axs[0, 1]
@@ -154,5 +173,7 @@ def format_table(agg: list[dict]) -> str:
             ("RSS/rank MiB", lambda a: f"{a['vm_hwm_mib_max']:.0f}"), ("rate Hz", lambda a: f"{a['rate_hz']:.1f}")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |", "|" + "---|" * len(cols)]
     for a in agg:
-        lines.append("| " + " | ".join(f(a) for _, f in cols) + " |")
+        lines.append("| " + " | ".join("" if f(a) == "nan" else f(a) for _, f in cols) + " |")
+    if not all(has_detailed_timers(a) for a in agg):
+        lines.append(f"\n{NO_DETAILED_TIMERS}.")
     return "\n".join(lines)

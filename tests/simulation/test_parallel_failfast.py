@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from conftest import SMALL, fault_env, hpc_brunel, needs_nest, wait_for_chunks
+from conftest import SMALL, fault_env, hpc_brunel, mpi_family, needs_nest, wait_for_chunks
 
 from hpc_brunel.analysis.rankfiles import open_rank_file
 
@@ -111,10 +111,12 @@ def test_sigterm_to_mpirun_gives_a_terminated_run_that_analyze_takes(tmp_path, l
     os.kill(job.proc.pid, signal.SIGTERM)  # the launcher itself, not the ranks
     code, out, err = job.wait(timeout=120)
     print(f"\n[failfast] SIGTERM to mpirun: job ended after {time.monotonic() - t0:.2f} s, exit status {code}")
-    assert code != 0
     assert job.session_pids() == []
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "terminated", (rec["status"], err[-2000:])
+    # Open MPI's mpirun passes the ranks' status on (3: terminated); MPICH's Hydra mpiexec, itself
+    # signalled, exits 0 or 3 (measured: 0 in 4 of 9 runs) - run.json says terminated either way.
+    assert code != 0 or mpi_family() == "mpich"
     assert 0 < rec["t_model_reached_ms"] < 60000
     ana = hpc_brunel("analyze", run_dir, "--no-plots", check=True)
     assert "stopped early by a signal" in ana.stdout

@@ -58,6 +58,26 @@ def test_plots_and_table_from_a_results_file(tmp_path):
     assert "| 4x1* |" in text and "| 2x1 | 2 | 12500 |" in text
 
 
+def test_a_nest_without_detailed_timers_leaves_the_phase_columns_empty_and_says_why(tmp_path):
+    """A cluster's NEST module (CMake default: no detailed timers) has time_simulate only."""
+    detailed = ("time_update", "time_deliver_spike_data", "time_communicate_spike_data", "time_gather_spike_data",
+                "time_collocate_spike_data")
+    rows = [{k: v for k, v in row(r, 1, 0, t).items() if not k.startswith(detailed)} for r, t in ((1, 10.0), (2, 5.5))]
+    with open(tmp_path / scaling.RESULTS_JSONL, "w") as f:
+        f.write(json.dumps({"header": {"series": "strong", "machine": {"cpu_model": "test CPU", "cpus_online": 2},
+                                       "date": "2026-11-30"}}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    agg = scaling.aggregate(rows, "strong")
+    pt = phase_times(agg[1])
+    assert pt["other simulate"] == pytest.approx(5.5) and pt["update"] != pt["update"]  # NaN: not measured
+    text = format_table(agg)
+    assert "nan" not in text and "| 2x1 | 2 | 12500 | 0.10 | 2.00 | 5.50 |  |  |  |" in text, text
+    assert "without detailed timers" in text
+    paths = plot_table(tmp_path)
+    assert paths[0].exists() and paths[0].stat().st_size > 20_000
+
+
 def test_plan_and_bad_decompositions():
     s = scaling.plan("weak", [(1, 1), (2, 2)], repetitions=2, neurons_per_vp=2000)
     assert [p.n_excitatory + p.n_inhibitory for p in s.points] == [2000, 2000, 8000, 8000]

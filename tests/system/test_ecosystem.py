@@ -103,15 +103,18 @@ def test_kernel_settings_reach_nest_and_the_provenance(small_run):
 def test_our_kernel_key_list_is_nests(tmp_path):
     """NEST_KERNEL_SETTABLE + NEST_KERNEL_MANAGED = the installed NEST's settable kernel attributes."""
     code = ("import os; os.environ['PYNEST_QUIET']='1'; import nest, json; from hpc_brunel.simulation import kernel; "
-            "print(json.dumps(sorted(kernel.nest_settable_kernel_keys(nest) or [])))")
+            "print(json.dumps([kernel.nest_version(nest), sorted(kernel.nest_settable_kernel_keys(nest) or [])]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    nest_keys = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    version, keys = json.loads(out.stdout.strip().splitlines()[-1])
+    nest_keys = set(keys)
     if not nest_keys:
         pytest.skip("this NEST does not expose its list of kernel attributes")
-    from hpc_brunel.config import NEST_KERNEL_MANAGED, NEST_KERNEL_SETTABLE
+    from hpc_brunel.config import NEST_KERNEL_MANAGED, NEST_KERNEL_SETTABLE, NEST_KERNEL_SINCE
 
-    assert set(NEST_KERNEL_SETTABLE) | set(NEST_KERNEL_MANAGED) == nest_keys
+    ours = {k for k in set(NEST_KERNEL_SETTABLE) | set(NEST_KERNEL_MANAGED)
+            if tuple(version) >= NEST_KERNEL_SINCE.get(k, (0, 0))}
+    assert ours == nest_keys
 
 
 @pytest.mark.parametrize("setting,name", [

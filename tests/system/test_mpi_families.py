@@ -11,11 +11,12 @@ Runs in `make test` of either environment; the other one must be set up (in CI b
 are: .ci/run)."""
 import json
 import os
+import subprocess
 import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, SMALL, fault_env, hpc_brunel, launcher_of, needs_nest, rank_file_spikes, venv_python
+from conftest import ROOT, SMALL, env_for, fault_env, hpc_brunel, launcher_of, needs_nest, rank_file_spikes, venv_python
 
 pytestmark = [needs_nest, pytest.mark.mpi]
 
@@ -65,7 +66,10 @@ def test_mpi4py_and_nest_of_different_mpis_are_refused(tmp_path):
     py_ompi = venv_python("openmpi")
     other = tmp_path / "other-nest"
     other.mkdir()
-    (other / "nest").symlink_to(next(py_ompi.parents[1].glob("lib/python3*/site-packages/nest")))
+    where = subprocess.run([str(py_ompi), "-c", "import importlib.util, os; "
+                            "print(os.path.dirname(importlib.util.find_spec('nest').origin))"],
+                           capture_output=True, text=True, check=True).stdout.split()[-1]  # our build or a module
+    (other / "nest").symlink_to(where)
     run_dir = tmp_path / "mixed"
     env = {"PYTHONPATH": os.pathsep.join([str(other), str(ROOT)])}
     p = hpc_brunel("run", *SMALL, "--t-sim-ms", "200", "--run-dir", run_dir, python=py_mpich, env=env)
@@ -81,14 +85,12 @@ def test_ranks_of_the_other_launcher_are_refused(tmp_path):
     refuse instead of running two duplicate simulations; `launch` refuses up front."""
     py_mpich = venv_python("mpich")
     ompi_run = launcher_of(venv_python("openmpi"))
-    import subprocess
-
     from hpc_brunel.simulation.parallel import mpirun_argv
 
     run_dir = tmp_path / "wrong-launcher"
     argv, env = mpirun_argv(2, 1, [str(py_mpich), "-m", "hpc_brunel", "run", *SMALL, "--t-sim-ms", "200",
                                    "--run-dir", str(run_dir)], mpirun=ompi_run)
-    p = subprocess.run(argv, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(argv, cwd=ROOT, env=env_for(str(py_mpich), env), capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     assert "but MPI sees 1 process" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (run_dir / "rank_00001.h5").exists()

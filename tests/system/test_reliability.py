@@ -10,9 +10,9 @@ from pathlib import Path
 
 import h5py
 import pytest
-from conftest import ROOT, SMALL, hpc_brunel, needs_nest, wait_for_chunks
+from conftest import ROOT, SMALL, hpc_brunel, launcher_of, needs_nest, venv_python, wait_for_chunks
 
-from hpc_brunel.simulation.parallel import mpirun_argv
+from hpc_brunel.simulation.parallel import library_family, mpirun_argv
 
 
 # --- bad input: >= 20 kinds, each exit 2, one line, same on every rank, nothing created -------------------
@@ -241,9 +241,14 @@ def test_second_run_into_a_running_directory_is_refused(tmp_path, launch):
 
 @pytest.mark.mpi
 def test_pypi_wheel_nest_is_refused_under_mpirun(tmp_path, wheel_venv):
-    """The real PyPI wheel (no MPI) would exit 127 at import under mpirun; we refuse first, with the fix."""
-    cmd, env = mpirun_argv(2, 1, [str(wheel_venv / "bin" / "python"), "-m", "hpc_brunel", "run",
-                                  "--run-dir", str(tmp_path / "run")])
+    """The real PyPI wheel (no MPI) would exit 127 at import under mpirun; we refuse first, with the fix.
+    (Launched by the launcher of the MPI the wheel venv's mpi4py was built with.)"""
+    py = str(wheel_venv / "bin" / "python")
+    probe = subprocess.run([py, "-c", "import mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI; "
+                                      "print(MPI.Get_library_version())"], capture_output=True, text=True)
+    family = library_family(probe.stdout.strip())
+    cmd, env = mpirun_argv(2, 1, [py, "-m", "hpc_brunel", "run", "--run-dir", str(tmp_path / "run")],
+                           mpirun=launcher_of(venv_python(family)))
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0

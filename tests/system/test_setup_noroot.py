@@ -131,7 +131,7 @@ def test_setup_with_a_nest_module_and_a_run_as_that_user(user, home):
     NEST with numpy and mpi4py, as a site's NEST + Python modules give): no NEST build,
     ready in one pass, then a 2-rank run as the user."""
     site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    env = {"PATH": f"/usr/local/bin:/usr/bin:/bin", "MPI": "openmpi", "PYTHON": SYSTEM_PYTHON,
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "MPI": "openmpi", "PYTHON": SYSTEM_PYTHON,
            "VENV": str(home / "venv"), "HPC_BRUNEL_CACHE": str(home / "cache"), "PYTHONPATH": str(site)}
     if "Open MPI" not in subprocess.run([sys.executable, "-c", "from mpi4py import MPI; "
                                          "print(MPI.Get_library_version())"], capture_output=True, text=True).stdout:
