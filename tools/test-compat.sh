@@ -48,7 +48,7 @@ for rel in $RELEASES; do
         "$venv/bin/python" -m pytest -q -ra -p no:cacheprovider -m "mpi and not slow" \
             tests/simulation tests/system tests/studies ${COMPAT_PYTEST_ARGS:-} || true  # counted below
         say "NEST $rel: full size, 1 s, 2 ranks"
-        /usr/bin/time -f "%e" -o "$out/.wall" "$venv/bin/python" -m hpc_brunel launch -n 2 -- \
+        "$venv/bin/python" -m hpc_brunel launch -n 2 -- \
             run --t-sim-ms 1000 --run-dir "runs/compat-nest$rel-$MPI" --overwrite
     ) 2>&1 | tee -a "$log" || status=failed
     summary=$(grep -E "[0-9]+ (passed|failed)" "$log" | tail -n1 || true)
