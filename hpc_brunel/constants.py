@@ -7,7 +7,7 @@ from __future__ import annotations
 
 #: The oldest NEST release hpc_brunel runs on (major, minor): the run refuses older ones
 #: (hpc_brunel.simulation.kernel.check_nest) and tools/setup-env.sh reads it from here.
-NEST_MIN_VERSION = (3, 9)
+NEST_MIN_VERSION = (3, 8)
 
 #: The network's two populations, in NEST's creation order (excitatory first).
 POPULATIONS = ("excitatory", "inhibitory")
