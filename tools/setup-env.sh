@@ -207,7 +207,8 @@ deps_ok() {  # $1 = python: every Python dependency imports
     "$1" -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $PY_IMPORTS >/dev/null 2>&1
 }
 if [ -n "$MPIEXEC" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$env_key" ] && nest_ok "$VENV/bin/python" && deps_ok "$VENV/bin/python"; then
-    echo "$key_src" > "$VENV/nest-build-options.txt"
+    # our own build only (a module's venv has none: provenance then says it is not ours)
+    [ -f "$VENV/nest-build-options.txt" ] && echo "$key_src" > "$VENV/nest-build-options.txt"
     link_mpi_into_venv
     say "environment up to date ($VENV, MPI=$MPI, key $env_key)"
     exit 0
