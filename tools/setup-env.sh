@@ -174,12 +174,16 @@ install_mpi4py() {  # $1 = python: mpi4py built against this family's mpicc (whe
     mpi4py_ok "$1" && return 0
     local ver dir whl tmp
     ver=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    dir="$CACHE/wheels/mpi4py-$MPI-$(printf '%s' "$MPI_ID $(readlink -f "$MPICC") py=$ver $(uname -m)" | sha256sum | cut -c1-12)"
+    # -O1 -g0: mpi4py's generated C module only wraps MPI calls; this halves its build
+    # (measured: 145 s instead of ~300 s with Python's default -O3 -g on 2 cores)
+    local cflags="-O1 -g0"
+    dir="$CACHE/wheels/mpi4py-$MPI-$(printf '%s' "$MPI_ID $(readlink -f "$MPICC") py=$ver $(uname -m) cflags=$cflags" | sha256sum | cut -c1-12)"
     whl=$(ls "$dir"/mpi4py-*.whl 2>/dev/null | head -n1 || true)
     if [ -z "$whl" ]; then
         say "building mpi4py against $MPICC (a few minutes; cached in $dir)"
         tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpi4py-build.XXXXXX")
-        MPICC="$MPICC" "$1" -m pip wheel -q --no-deps --no-cache-dir --no-binary mpi4py -w "$tmp" mpi4py
+        MPICC="$MPICC" CFLAGS="${CFLAGS:+$CFLAGS }$cflags" "$1" -m pip wheel -q --no-deps --no-cache-dir \
+            --no-binary mpi4py -w "$tmp" mpi4py
         mkdir -p "$dir"
         mv "$tmp"/mpi4py-*.whl "$dir/"  # the wheel appears only once complete
         rm -rf "$tmp"
