@@ -104,7 +104,8 @@ def main() -> int:
               if ce else "not run")
         sim = (f"{r['time_simulate_s']:.1f} s (ours {r['reference_time_simulate_s']:.1f} s)"
                if r.get("time_simulate_s") and r.get("reference_time_simulate_s") else "-")
-        lines.append(f"| {r.get('nest') or r['release']} | {(r.get('mpi_library') or r['mpi']).split(',')[0]} | mpirun (2 ranks) | "
+        mpi = (r.get("mpi_library") or r["mpi"]).split(",")[0]
+        lines.append(f"| {r.get('nest') or r['release']} | {mpi} | mpirun (2 ranks) | "
                      f"CMake, defaults, build {r['build_s'] / 60:.0f} min | {r['pytest']} | {vs} | {sim} | "
                      f"{r['status']} | {r['date']} |")
     lines.append("\nNEST simulate: time_simulate of that one run (max over ranks); neither repeated nor alternated "
