@@ -184,6 +184,21 @@ SlurmdLogFile={d}/slurmd-%n.log
                 raise TimeoutError(f"jobs still active after {timeout_s} s: {states}")
             time.sleep(0.5)
 
+    def job_field(self, job: str, key: str) -> str:
+        """A field of `scontrol show job` (e.g. EndTime)."""
+        out = self.run("scontrol", "show", "job", job).stdout
+        return next(w.split("=", 1)[1] for w in out.split() if w.startswith(f"{key}="))
+
+    def chain_on_all_nodes(self, monkeypatch, venv: str, workdir: str, run_dir: Path, run_args: list[str], **kw):
+        """Submit the run -> analyze chain (hpc_brunel's submit_chain) with one rank on each
+        node, jobs activating `venv`; returns (run job, analyze job)."""
+        from hpc_brunel.cluster.jobscript import Cluster, submit_chain
+
+        monkeypatch.setenv("SLURM_CONF", self.env["SLURM_CONF"])
+        c = Cluster(venv=venv, workdir=workdir, nodes=self.nodes, ntasks_per_node=1, cpus_per_task=1,
+                    **{"time_limit": "00:10:00", **kw})
+        return submit_chain(c, run_dir, run_args)
+
     # -- tear-down --------------------------------------------------------------
     def kill_wait_s(self) -> float:
         out = self.run("scontrol", "show", "config").stdout
@@ -209,6 +224,11 @@ SlurmdLogFile={d}/slurmd-%n.log
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def chain_logs(run_dir: Path) -> str:
+    """The job logs of a chain that submit_chain wrote (<run dir>.jobs/*.out), in order."""
+    return "\n".join(p.read_text() for p in sorted((run_dir.parent / f"{run_dir.name}.jobs").glob("*.out")))
 
 
 def running_cluster(workdir: Path, nodes: int = 1):

@@ -95,21 +95,9 @@ launcher_family() {  # $1 = launcher
 # A NEST this venv can already use (a cluster module, or our own build): at least
 # NEST_MIN, built with MPI, and mpi4py and NEST on one MPI library.
 nest_ok() {  # $1 = python
-    PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$1" - "$NEST_MIN" <<'PY' >/dev/null 2>&1
-import os, sys
-os.environ.setdefault("PYNEST_QUIET", "1")
-import mpi4py
-mpi4py.rc.initialize = False
-from mpi4py import MPI  # noqa: F401 - loads mpi4py's MPI library without starting MPI
-import nest
-from hpc_brunel.simulation.kernel import nest_have_mpi
-from hpc_brunel.simulation.parallel import mixed_mpi_libraries
-want = tuple(int(x) for x in sys.argv[1].split(".")[:2])
-have = tuple(int(x) for x in nest.__version__.split(".")[:2])
-sys.exit(0 if have >= want and nest_have_mpi(nest) and not mixed_mpi_libraries() else 1)
-PY
+    [ "$(nest_problem "$1")" = ok ]
 }
-# Why nest_ok fails, in one line (for the error message).
+# "ok", or why nest_ok fails, in one line (for the error message).
 nest_problem() {  # $1 = python
     PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$1" - "$NEST_MIN" 2>&1 <<'PY' | tail -n1
 import os, sys

@@ -142,8 +142,8 @@ def precheck_mpi(par: Parallel) -> None:
             f"than this Python's mpi4py ({mpi_library()}); start the job with {default_launcher()} "
             "('hpc_brunel launch' picks it), refusing to run duplicate simulations")
     n = max(par.size, n_launched)
-    nest_libs = nest_mpi_libraries()
     ours = loaded_mpi_libraries()
+    nest_libs = nest_mpi_libraries() if ours or n > 1 else None  # ldd: only where there is an MPI to compare
     if nest_libs and ours and set(nest_libs) != set(ours):
         raise NestSetupError(
             f"NEST ({', '.join(nest_libs)}) and mpi4py ({', '.join(ours)}) are built against different MPI libraries; "

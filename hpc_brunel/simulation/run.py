@@ -468,6 +468,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
     t0 = time.perf_counter()
     startup_s = process_age_s()
     progress = Progress(t_model_reached_ms=cfg.simulation.presim_ms)
+    timers_at_start = kernel.kernel_timers(nest)  # on every rank: no nest.* call on rank 0 alone
     # --- run directory: rank 0 decides, everyone learns the outcome ---------
     par.phase = "prepare_run_dir"
     err, lock, run_id, manifest, until, seg_index = None, None, None, None, None, 0
@@ -536,8 +537,7 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 mismatch = provenance.native_build_mismatch(versions)
                 if mismatch:
                     log.warning("%s", mismatch)
-                limitations = provenance.nest_limitations(versions, kernel.kernel_timers(nest),
-                                                          cfg.network.synapse_model)
+                limitations = provenance.nest_limitations(versions, timers_at_start, cfg.network.synapse_model)
                 for line in limitations:
                     log.warning("%s", line)
                 rundir.update_run_json(run_dir, versions=versions, nest_limitations=limitations,

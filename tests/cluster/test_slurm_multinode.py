@@ -9,9 +9,7 @@ import time
 
 import pytest
 from conftest import ROOT, SMALL, fault_env, needs_nest, wait_for_chunks
-from slurm_cluster import running_cluster
-
-from hpc_brunel.cluster.jobscript import Cluster, submit_chain
+from slurm_cluster import chain_logs, running_cluster
 
 pytestmark = [pytest.mark.slurm, needs_nest]
 
@@ -25,26 +23,14 @@ def cluster2(tmp_path_factory):
 def chain(cluster, monkeypatch, run_dir, run_args, **kw):
     import sys
 
-    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
-    c = Cluster(venv=sys.prefix, workdir=str(ROOT), nodes=2, ntasks_per_node=1, cpus_per_task=1,
-                **{"time_limit": "00:10:00", **kw})
-    return submit_chain(c, run_dir, run_args)
-
-
-def logs(run_dir):
-    return "\n".join(p.read_text() for p in sorted((run_dir.parent / f"{run_dir.name}.jobs").glob("*.out")))
-
-
-def job_field(cluster, job, key):
-    out = cluster.run("scontrol", "show", "job", job).stdout
-    return next(w.split("=", 1)[1] for w in out.split() if w.startswith(f"{key}="))
+    return cluster.chain_on_all_nodes(monkeypatch, sys.prefix, str(ROOT), run_dir, run_args, **kw)
 
 
 def test_chain_spans_two_nodes(cluster2, tmp_path, monkeypatch):
     run_dir = tmp_path / "two"
     run_id, ana_id = chain(cluster2, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "300"])
     states = cluster2.wait_for_jobs([run_id, ana_id])
-    assert states == {run_id: "COMPLETED", ana_id: "COMPLETED"}, logs(run_dir)
+    assert states == {run_id: "COMPLETED", ana_id: "COMPLETED"}, chain_logs(run_dir)
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "complete" and rec["rank_nodes"] == ["n1", "n2"]
     assert (run_dir / "analysis.json").exists()
@@ -56,7 +42,7 @@ def test_fault_on_the_second_node_ends_the_job_on_both(cluster2, tmp_path, monke
         monkeypatch.setenv(k, v)
     run_id, ana_id = chain(cluster2, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "60000"])
     states = cluster2.wait_for_jobs([run_id, ana_id], timeout_s=300)
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     # the run failed on both nodes, and the analysis ran (afterany) and said why instead of pending forever
     assert states == {run_id: "FAILED", ana_id: "FAILED"}, text
     rec = json.loads((run_dir / "run.json").read_text())
@@ -64,7 +50,7 @@ def test_fault_on_the_second_node_ends_the_job_on_both(cluster2, tmp_path, monke
     f = rec["failure"]
     assert (f["rank"], f["phase"], f["node"], f["t_model_reached_ms"]) == (1, "write_spikes", "n2", 200.0)
     assert "rank 1 failed in phase 'write_spikes' at model time 200.0 ms" in text  # analyze's message
-    end = dt.datetime.fromisoformat(job_field(cluster2, run_id, "EndTime")).timestamp()
+    end = dt.datetime.fromisoformat(cluster2.job_field(run_id, "EndTime")).timestamp()
     print(f"\n[failfast] srun, 2 nodes: run job ended {end - f['unix_time']:.1f} s after the fault (1 s resolution)")
     assert end - f["unix_time"] < 60
 
@@ -76,7 +62,7 @@ def test_scancel_stops_the_run_cleanly_and_the_chain_analyzes_it(cluster2, tmp_p
     t0 = time.monotonic()
     cluster2.run("scancel", run_id)
     states = cluster2.wait_for_jobs([run_id, ana_id], timeout_s=300)
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     rec = json.loads((run_dir / "run.json").read_text())
     print(f"\n[signals] scancel: run {states[run_id]}, stopped at {rec.get('t_model_reached_ms')} ms, "
           f"analysis {states[ana_id]} {time.monotonic() - t0:.1f} s after scancel (KillWait {cluster2.kill_wait_s()} s)")
@@ -91,7 +77,7 @@ def test_time_limit_stops_the_run_cleanly_and_the_chain_analyzes_it(cluster2, tm
     run_dir = tmp_path / "timeout"
     run_id, ana_id = chain(cluster2, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "600000"], time_limit="00:01:00")
     states = cluster2.wait_for_jobs([run_id, ana_id], timeout_s=400)
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     assert states == {run_id: "TIMEOUT", ana_id: "COMPLETED"}, text
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "terminated" and 0 < rec["t_model_reached_ms"] < 600000
@@ -104,7 +90,7 @@ def test_grace_period_longer_than_killwait_is_refused(cluster2, tmp_path, monkey
     run_dir = tmp_path / "grace"
     run_id, ana_id = chain(cluster2, monkeypatch, run_dir, [*SMALL, "--t-sim-ms", "200", "--grace-s", "600"])
     states = cluster2.wait_for_jobs([run_id, ana_id])
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     assert states[run_id] == "FAILED", text
     lines = [ln for ln in text.splitlines() if "hpc_brunel: error: --grace-s" in ln]
     assert len(lines) == 1 and "KillWait" in lines[0], text  # rank 0 says it, once, and nothing was created

@@ -10,9 +10,7 @@ import json
 
 import pytest
 from conftest import ROOT, SMALL, fault_env, needs_nest, venv_python
-from slurm_cluster import running_cluster
-
-from hpc_brunel.cluster.jobscript import Cluster, submit_chain
+from slurm_cluster import chain_logs, running_cluster
 
 pytestmark = [pytest.mark.slurm, needs_nest]
 
@@ -28,21 +26,14 @@ def mpich_venv():
 
 
 def chain(cluster, monkeypatch, venv, run_dir, run_args, **kw):
-    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
-    c = Cluster(venv=venv, workdir=str(ROOT), nodes=2, ntasks_per_node=1, cpus_per_task=1,
-                **{"time_limit": "00:10:00", **kw})
-    return submit_chain(c, run_dir, run_args)
-
-
-def logs(run_dir):
-    return "\n".join(p.read_text() for p in sorted((run_dir.parent / f"{run_dir.name}.jobs").glob("*.out")))
+    return cluster.chain_on_all_nodes(monkeypatch, venv, str(ROOT), run_dir, run_args, **kw)
 
 
 def test_mpich_chain_under_srun_pmi2_spans_two_nodes(cluster2, mpich_venv, tmp_path, monkeypatch):
     run_dir = tmp_path / "pmi2"
     run_id, ana_id = chain(cluster2, monkeypatch, mpich_venv, run_dir, [*SMALL, "--t-sim-ms", "300"])
     states = cluster2.wait_for_jobs([run_id, ana_id])
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     assert states == {run_id: "COMPLETED", ana_id: "COMPLETED"}, text
     assert "srun --mpi=pmi2" in text  # the job chose PMI-2 for its MPICH (it echoes its choice)
     rec = json.loads((run_dir / "run.json").read_text())
@@ -60,15 +51,13 @@ def test_mpich_fault_on_the_second_node_ends_the_job(cluster2, mpich_venv, tmp_p
         monkeypatch.setenv(k, v)
     run_id, ana_id = chain(cluster2, monkeypatch, mpich_venv, run_dir, [*SMALL, "--t-sim-ms", "60000"])
     states = cluster2.wait_for_jobs([run_id, ana_id], timeout_s=300)
-    text = logs(run_dir)
+    text = chain_logs(run_dir)
     assert states == {run_id: "FAILED", ana_id: "FAILED"}, text
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "failed" and rec["rank_nodes"] == ["n1", "n2"]
     f = rec["failure"]
     assert (f["rank"], f["phase"], f["node"], f["t_model_reached_ms"]) == (1, "write_spikes", "n2", 200.0)
-    out = cluster2.run("scontrol", "show", "job", run_id).stdout
-    end_time = next(w.split("=", 1)[1] for w in out.split() if w.startswith("EndTime="))
-    end = dt.datetime.fromisoformat(end_time).timestamp()
+    end = dt.datetime.fromisoformat(cluster2.job_field(run_id, "EndTime")).timestamp()
     print(f"\n[failfast] srun --mpi=pmi2 + MPICH, 2 nodes: run job ended {end - f['unix_time']:.1f} s after the "
           "fault (1 s resolution)")
     assert end - f["unix_time"] < 60
