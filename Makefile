@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast test-compat scale-strong scale-weak sweep validate-regimes bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
+.PHONY: setup run test test-fast test-compat scale-strong scale-weak sweep validate-regimes theory-table finite-size validate-delays bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
 
 setup:
 	@MPI=$(MPI) VENV=$(VENV) bash tools/setup-env.sh
@@ -93,6 +93,25 @@ bench-memory: setup
 # gather time for 256 / 1,024 / 2,048 synthetic rank files (no NEST)
 bench-gather: setup
 	$(PY) scaling/bench_gather.py $(BENCH_GATHER_ARGS)
+
+# the phase diagram's boundaries from the eigenvalues -> analysis/theory/ (the README's table; ~10 min, one core)
+theory-table: setup
+	$(PY) analysis/theory_boundaries.py
+
+# the finite-size study: 17 points x N = 12,500 / 50,000 / 125,000 (resumable) -> analysis/finite_size/.
+# Expected time on 2 cores: ~10 min for N = 12,500, ~2 h for 50,000, ~6 h for 125,000 (FS_THREADS=16 on a
+# 16-core node: ~7 min, ~15 min, ~35 min)
+FS_THREADS ?= 2
+finite-size: setup
+	$(PY) analysis/finite_size.py run --scale 1 --threads $(FS_THREADS)
+	$(PY) analysis/finite_size.py run --scale 4 --threads $(FS_THREADS)
+	$(PY) analysis/finite_size.py run --scale 10 --threads $(FS_THREADS)
+	$(PY) analysis/finite_size.py collect
+
+# the label rule at D = 1.0 and 3.0 ms on held-out points (~15 min on 2 cores) -> analysis/delay_validation/
+validate-delays: setup
+	$(PY) analysis/delay_validation.py run
+	$(PY) analysis/delay_validation.py table
 
 clean:
 	rm -rf runs .pytest_cache

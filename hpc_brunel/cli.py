@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--ranks", type=_positive_int, default=1, help="ranks per point")
     sw.add_argument("--threads", type=_positive_int, default=1, help="threads per rank per point")
     sw.add_argument("--scale", type=float, default=1.0,
-                    help="fraction of the full network's neurons, 0.1..1: the in-degrees C_E = 1000, C_I = 250 stay "
-                         "(the mean field is unchanged, the connection probability grows); < 1 prints a warning")
+                    help="the full network's neurons times this, 0.1..10: the in-degrees C_E = 1000, C_I = 250 stay "
+                         "(the mean field is unchanged, the connection probability C/N changes); < 1 prints a "
+                         "warning")
     sw.add_argument("--v-init", choices=("uniform", "fixed"), default="uniform",
                     help="initial membrane potentials: uniform between E_L and V_th (default; reaches the low-eta "
                          "SI-slow states) or fixed at neuron.v_init_mv (0 mV)")

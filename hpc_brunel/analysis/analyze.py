@@ -43,7 +43,7 @@ def _clean(x):
     return x
 
 
-def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
+def compute(spikes: dict, t_start_ms: float, t_stop_ms: float, thresholds: dict = regimes.REGIME_THRESHOLDS) -> dict:
     """Statistics per population and for the whole network, from spikes only
     (in memory: the reference implementation; `analyze` uses compute_streaming).
 
@@ -55,6 +55,8 @@ def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
         returns; both populations of POPULATIONS.
     t_start_ms, t_stop_ms : float
         The analysis window [t_start_ms, t_stop_ms).
+    thresholds : dict
+        The label rule's thresholds (`regimes.thresholds_for` the run's delay).
 
     Returns
     -------
@@ -70,12 +72,13 @@ def compute(spikes: dict, t_start_ms: float, t_stop_ms: float) -> dict:
     t_all = np.concatenate([spikes["excitatory"][1], spikes["inhibitory"][1]])
     out["network"] = stats.population_stats(ids_all, t_all, n_e + int(spikes["inhibitory"][2]["n_neurons"]),
                                             t_start_ms, t_stop_ms)
-    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms)
+    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms, thresholds)
     return out
 
 
 def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
-                      block_spikes: int = gather_mod.SONATA_BLOCK_SPIKES) -> dict:
+                      block_spikes: int = gather_mod.SONATA_BLOCK_SPIKES,
+                      thresholds: dict = regimes.REGIME_THRESHOLDS) -> dict:
     """The statistics of `compute`, streaming the SONATA file block by block.
 
     Parameters
@@ -86,6 +89,8 @@ def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
         The analysis window [t_start_ms, t_stop_ms).
     block_spikes : int
         Spikes read per block: memory is N neurons + one block, whatever the run length.
+    thresholds : dict
+        The label rule's thresholds (`regimes.thresholds_for` the run's delay).
 
     Returns
     -------
@@ -102,7 +107,7 @@ def compute_streaming(spike_file: Path, t_start_ms: float, t_stop_ms: float,
         accs[p] = acc
     out = {p: accs[p].result().to_dict() for p in POPULATIONS}
     out["network"] = stream_stats.combine_populations([accs[p] for p in POPULATIONS]).to_dict()
-    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms)
+    out["regime"] = regimes.classify(out["network"], t_stop_ms - t_start_ms, thresholds)
     return out
 
 
@@ -205,7 +210,8 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
             f"lower --transient-ms (now {transient} ms) or simulate longer")
     spike_file = run_dir / SPIKES_FILE
     t1 = time.perf_counter()
-    result = compute_streaming(spike_file, t_lo, t_hi)
+    thresholds = regimes.thresholds_for(cfg.network.delay_ms)  # the frequency cuts follow D
+    result = compute_streaming(spike_file, t_lo, t_hi, thresholds=thresholds)
     mf_fields = meanfield_summary(cfg)
     t_stats = time.perf_counter() - t1
     analysis = {
@@ -229,7 +235,7 @@ def analyze_run(run_dir: Path, *, partial: bool = False, t_transient_ms: float |
         "regime": result["regime"].label,
         "regime_reason": result["regime"].reason,
         "regime_best_guess": result["regime"].best_guess,
-        "regime_thresholds": regimes.REGIME_THRESHOLDS,
+        "regime_thresholds": thresholds,
         "regime_min_data": regimes.MIN_DATA,
         **mf_fields,
         "rate_vs_meanfield": (result["network"]["rate_mean_hz"] / mf_fields["meanfield_rate_hz"]
@@ -281,11 +287,12 @@ def relabel_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     a = json.loads((run_dir / ANALYSIS_JSON).read_text())
     lo, hi = a["window_ms"]
-    lab = regimes.classify(a["populations"]["network"], hi - lo)
-    a.update(regime=lab.label, regime_reason=lab.reason, regime_best_guess=lab.best_guess,
-             regime_thresholds=regimes.REGIME_THRESHOLDS, regime_min_data=regimes.MIN_DATA)
     record = rundir.read_run_json(run_dir)
     cfg = from_dict(record["config"])
+    thresholds = regimes.thresholds_for(cfg.network.delay_ms)
+    lab = regimes.classify(a["populations"]["network"], hi - lo, thresholds)
+    a.update(regime=lab.label, regime_reason=lab.reason, regime_best_guess=lab.best_guess,
+             regime_thresholds=thresholds, regime_min_data=regimes.MIN_DATA)
     (run_dir / ANALYSIS_JSON).write_text(json.dumps(_clean(a), indent=2))
     (run_dir / REPORT_MD).write_text(report_markdown(a, record, cfg, (run_dir / RASTER_PNG).exists()))
     return a

@@ -23,7 +23,7 @@ The rule (every number is in REGIME_THRESHOLDS or MIN_DATA, and only there):
    - SR      mean CV(ISI) < regular_cv_max (from >= MIN_DATA["cv_neurons"]
              neurons with >= 3 spikes) and chi_inf(1 ms) >= sr_chi_min;
    - otherwise the time scale of the population rate's fluctuations decides
-     which synchrony is tested, as in the theory (`hpc_brunel.constants.FAST_SLOW_CUT_HZ`):
+     which synchrony is tested, as in the theory (`hpc_brunel.constants.fast_slow_cut_hz`):
      the peak of its power spectrum (psd_peak_hz, >= 5 Hz) below
      fast_slow_cut_hz: SI-slow if chi_inf(10 ms) >= slow_chi_10ms_min, else AI;
      at or above it: SI-fast if chi_inf(1 ms) >= fast_chi_1ms_min and the peak is
@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from hpc_brunel.constants import FAST_SLOW_CUT_HZ, SILENT_RATE_HZ
+from hpc_brunel.constants import FAST_SLOW_CUT_HZ, REFERENCE_DELAY_MS, SILENT_RATE_HZ
 from hpc_brunel.labels import REGIMES, UNDETERMINED  # noqa: F401 - REGIMES: the labels this rule gives
 
 # The thresholds of the rule above, for the network (E + I). Each CV and chi_inf threshold
@@ -67,6 +67,37 @@ REGIME_THRESHOLDS = {
     # otherwise the label is "undetermined"
     "margin_se": 0.5,
 }
+#: The thresholds that are frequencies, given for D = REFERENCE_DELAY_MS; `thresholds_for` scales them as 1/D.
+FREQUENCY_THRESHOLDS = ("fast_slow_cut_hz", "fast_peak_min_hz")
+
+
+def thresholds_for(delay_ms: float, thresholds: dict = REGIME_THRESHOLDS) -> dict:
+    """The rule's thresholds for a network with synaptic delay D.
+
+    The fast oscillation's frequency scales as ~1/(4D), so the two frequency cuts
+    (FREQUENCY_THRESHOLDS) are scaled by REFERENCE_DELAY_MS / D (the cut between the
+    branches is then the theory's, `constants.fast_slow_cut_hz`); the synchrony and CV
+    thresholds are dimensionless and stay. Validated on held-out points at D = 1 and
+    3 ms (docs/regimes.md, "Other delays").
+
+    Parameters
+    ----------
+    delay_ms : float
+        The network's synaptic delay D [ms].
+    thresholds : dict
+        The thresholds for D = REFERENCE_DELAY_MS (default REGIME_THRESHOLDS).
+
+    Returns
+    -------
+    dict
+        A copy of `thresholds` with the frequencies for D.
+    """
+    out = dict(thresholds)
+    for k in FREQUENCY_THRESHOLDS:
+        out[k] = thresholds[k] * REFERENCE_DELAY_MS / delay_ms
+    return out
+
+
 MIN_DATA = {
     "neurons": 10,  # recorded neurons (both populations together)
     "window_ms": 200.0,  # analysis window: twenty 10 ms bins (two per block of the standard error)

@@ -95,6 +95,10 @@ class Sweep:
         return args + list(self.extra_args)
 
 
+#: The largest --scale: 10 x the paper's network (N = 125,000, C/N = 0.008), the finite-size study's largest.
+MAX_SCALE = 10.0
+
+
 def min_scale() -> float:
     """The smallest --scale that keeps N >= C in both populations (C_E/N_E, C_I/N_I)."""
     n = RunConfig().network
@@ -102,23 +106,23 @@ def min_scale() -> float:
 
 
 def scaled_sizes(scale: float) -> tuple[int, int]:
-    """N_E, N_I of a network scaled by `scale`. Only the population sizes shrink:
+    """N_E, N_I of a network scaled by `scale`. Only the population sizes change:
     the in-degrees C_E, C_I, the weight J and the delay stay, so the mean field
     (which depends on C_E J, C_E J^2, g, eta) is the paper's; what changes is the
     connection probability C/N (0.1 / scale) and so the amount of shared input,
     which moves the boundaries of the synchronous states (finite-size effects)."""
-    if not (min_scale() <= scale <= 1):
-        raise ConfigError(f"--scale {scale:g}: allowed {min_scale():g} <= scale <= 1 (the populations shrink and "
-                          "the in-degrees C_E = 1000, C_I = 250 stay, so N must stay >= C)")
+    if not (min_scale() <= scale <= MAX_SCALE):
+        raise ConfigError(f"--scale {scale:g}: allowed {min_scale():g} <= scale <= {MAX_SCALE:g} (the populations "
+                          "change and the in-degrees C_E = 1000, C_I = 250 stay, so N must stay >= C)")
     n = RunConfig().network
     return round(n.n_excitatory * scale), round(n.n_inhibitory * scale)
 
 
 def scale_note(scale: float) -> str:
-    """What a sweep at --scale < 1 changes, in one line."""
+    """What a sweep at --scale != 1 changes, in one line."""
     n = RunConfig().network
     n_e, n_i = scaled_sizes(scale)
-    return (f"sweep on a scaled-down network: N_E = {n_e}, N_I = {n_i} ({scale:g} of the neurons) with the paper's "
+    return (f"sweep on a scaled network: N_E = {n_e}, N_I = {n_i} ({scale:g} of the neurons) with the paper's "
             f"in-degrees C_E = {n.indegree_excitatory}, C_I = {n.indegree_inhibitory}, J and D: the mean field is "
             f"unchanged, the connection probability is {n.indegree_excitatory / n_e:.2g} instead of "
             f"{n.indegree_excitatory / n.n_excitatory:.2g}, and the extra shared input moves the boundaries of the "

@@ -1,5 +1,5 @@
-"""Brunel's (2000) Fig. 8 boundaries from linear stability, for the sweep's figure:
-the fast Hopf line, the slow band and the SR edge, cached in the sweep directory."""
+"""Brunel's (2000) Fig. 8 boundaries from the eigenvalues of the stationary state, for the
+sweep's figure: the fast Hopf line, the slow band and the SR edge, cached in the sweep directory."""
 from __future__ import annotations
 
 import json
@@ -9,51 +9,46 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_brunel.constants import FAST_SLOW_CUT_HZ
+from hpc_brunel.constants import fast_slow_cut_hz
 
 THEORY_LINES_JSON = "theory_lines.json"
 
 
 def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, base=None, g_step: float = 0.25):
-    """Brunel's Fig. 8 boundaries from linear stability, for a plot:
-    {"fast": [(g, eta, freq_hz)], "slow": [(g, eta, freq_hz)], "sr": [(g, eta)]}.
-    Hopf points from `stability.phase_boundaries` (fast/slow split at
-    FAST_SLOW_CUT_HZ; the slow band is narrow, eta ~0.85-0.91, so it is
-    scanned in steps of 0.01 there); the SR edge is where theory_label turns SR,
-    bisected in g at each eta (its stability change has no oscillation frequency)."""
+    """Brunel's Fig. 8 boundaries from the eigenvalues, for a plot:
+    {"fast": [(g, eta, freq_hz)], "slow": [(g, eta, freq_hz)], "sr": [(g, eta, freq_hz)]}.
+    The fast Hopf line from `stability.phase_boundaries` (modes at or above the
+    fast/slow cut for the model's D); the slow band from `stability.slow_band` (adaptive
+    in eta: a band narrower than any fixed step is found) every 0.5 in g; the SR edge
+    from `stability.sr_edge` (the g where the mean-driven state turns stable) every
+    0.5 in eta. A few minutes on one core (the SR edge's states are slow to evaluate)."""
     from hpc_brunel.theory.meanfield import MeanFieldParams
-    from hpc_brunel.theory.stability import phase_boundaries, theory_label
+    from hpc_brunel.theory.stability import phase_boundaries, slow_band, sr_edge
 
     base = base or MeanFieldParams()
+    cut = fast_slow_cut_hz(base.delay_ms)
     eta_lo = max(eta_min, 0.05)
     gs = np.arange(g_min, g_max + 1e-9, g_step)
-    fast, slow = [], []
-    main = phase_boundaries(gs, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1)
-    band = (max(eta_lo, 0.78), min(eta_max, 1.0))
-    fine = () if band[1] <= band[0] else phase_boundaries(
-        np.arange(g_min, g_max + 1e-9, max(g_step, 0.5)), *band, base, n_eta=int(round((band[1] - band[0]) / 0.01)) + 1)
-    for b in main:  # a change without a frequency is a mean-driven (SR) state: the SR edge below
-        if math.isfinite(b.freq_hz) and b.freq_hz >= FAST_SLOW_CUT_HZ:
+    fast = []
+    for b in phase_boundaries(gs, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1):
+        if math.isfinite(b.freq_hz) and b.freq_hz >= cut:
             fast.append((b.g, round(b.eta, 4), b.freq_hz))
-    for b in (*main, *fine):
-        pt = (b.g, round(b.eta, 4), b.freq_hz)
-        if math.isfinite(b.freq_hz) and b.freq_hz < FAST_SLOW_CUT_HZ and pt not in slow:
-            slow.append(pt)
+    slow = []
+    band = (max(eta_lo, 0.6), min(eta_max, 1.1))
+    if band[1] > band[0]:
+        for g in np.arange(g_min, g_max + 1e-9, max(g_step, 0.5)):
+            for b in slow_band(float(g), *band, base).boundaries:
+                if math.isfinite(b.freq_hz):
+                    slow.append((b.g, round(b.eta, 4), b.freq_hz))
     sr = []
-    for eta in np.linspace(eta_lo, eta_max, 15):
-        def is_sr(g):
-            return theory_label(base.with_(g=float(g), eta=float(eta))) == "SR"
-        lo, hi = g_min, g_max
-        if not is_sr(lo) or is_sr(hi):
-            continue
-        while hi - lo > 0.02:
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if is_sr(mid) else (lo, mid)
-        sr.append((0.5 * (lo + hi), float(eta)))
+    for eta in np.arange(max(eta_lo, 0.5), eta_max + 1e-9, 0.5):
+        b = sr_edge(float(eta), base, g_min=g_min, g_max=g_max, tol=0.02)
+        if b is not None:
+            sr.append((round(b.g, 4), float(eta), b.freq_hz))
     return {"fast": fast, "slow": slow, "sr": sr}
 
 
-THEORY_LINES_VERSION = 1  # bump when theory_lines computes something else
+THEORY_LINES_VERSION = 2  # bump when theory_lines computes something else
 
 
 def cached_theory_lines(sweep_dir: Path, g_min, g_max, eta_min, eta_max, base) -> dict:
@@ -62,7 +57,8 @@ def cached_theory_lines(sweep_dir: Path, g_min, g_max, eta_min, eta_max, base) -
     from hpc_brunel.theory import stability
 
     key = {"ranges": [g_min, g_max, eta_min, eta_max], "params": asdict(base), "version": THEORY_LINES_VERSION,
-           "cuts": [FAST_SLOW_CUT_HZ, stability.SR_SATURATION_FRACTION, stability.MEAN_DRIVEN_SIGMAS]}
+           "cuts": [fast_slow_cut_hz(base.delay_ms), stability.SR_SATURATION_FRACTION, stability.MEAN_DRIVEN_SIGMAS,
+                    stability.DEEP_MEAN_DRIVEN_SIGMAS]}
     f = Path(sweep_dir) / THEORY_LINES_JSON
     if f.exists():
         old = json.loads(f.read_text())

@@ -51,7 +51,7 @@ import time
 import mpmath
 import numpy as np
 
-from hpc_brunel.constants import FAST_SLOW_CUT_HZ, SILENT_RATE_HZ
+from hpc_brunel.constants import FAST_SLOW_CUT_HZ, REFERENCE_DELAY_MS, SILENT_RATE_HZ, fast_slow_cut_hz  # noqa: F401
 from hpc_brunel.theory import meanfield
 from hpc_brunel.theory.meanfield import MeanFieldParams
 
@@ -67,12 +67,19 @@ QUIESCENT_RATE_HZ = SILENT_RATE_HZ
 SR_SATURATION_FRACTION = 0.5
 # A fixed point whose mean input exceeds threshold by more than this many sigma is
 # mean-driven: neurons fire nearly periodically at ~1/(t_ref + tau ln((mu - V_r)/(mu - theta))),
-# the susceptibility has weakly damped resonances at multiples of the rate, and the
-# parabolic cylinder functions of large argument are slow (0.1-0.3 s each in mpmath).
-# By default stationary_state does not search eigenvalues there and reports the state
-# as not stable with growth_rate_per_s = nan (Brunel's SR: synchronous, regular firing;
-# why: docs/regimes.md, "How the thresholds were found").
+# and the susceptibility has weakly damped resonances at multiples of the rate and of 1/D.
+# Its eigenvalues are searched from more starting frequencies (_scan_freqs_hz), up to
+# 2.2/D. An unstable mean-driven state is Brunel's SR (synchronous, regular firing); a
+# stable one is asynchronous (AI).
 MEAN_DRIVEN_SIGMAS = 5.0
+# Beyond this many sigma above threshold (x_th = sqrt(2) (mu - theta) / sigma > 20) one
+# evaluation of (*) costs > 1 s in mpmath (0.04 s at 7 sigma, 0.4 s at 11, 2.6 s at 21,
+# 9 s at 31): such states are not searched but continued from the state of the same eta
+# and D that is exactly this deep (one eigenvalue search per eta, cached): unstable there
+# (the SR edge lies at 6-13 sigma at D = 1.5 ms) -> not stable (SR), stable there (D = 1 ms:
+# the mean-driven states are stable up to at least 14 sigma) -> stable. Reported with
+# growth_rate_per_s = nan and mean_driven = True.
+DEEP_MEAN_DRIVEN_SIGMAS = 14.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,13 +133,16 @@ class StationaryState:
     state_rate_hz: float
     growth_rate_per_s: float
     freq_hz: float
-    mean_driven: bool = False  # state_rate_hz is mean-driven (see is_mean_driven): counted unstable, no search
+    mean_driven: bool = False  # state_rate_hz is deep mean-driven (DEEP_MEAN_DRIVEN_SIGMAS): continued, not searched
 
     def describe(self) -> str:
         """One line, e.g. '37.95 Hz (stable)'."""
         mode = f"leading mode {self.freq_hz:.0f} Hz"
         if self.stable and self.rate_hz == 0.0:
             return "0 Hz (quiescent, stable)"
+        if self.stable and self.mean_driven:
+            return (f"{self.rate_hz:.3g} Hz (stable: deep mean-driven, > {DEEP_MEAN_DRIVEN_SIGMAS:g} sigma above "
+                    f"threshold, continued from a stable state {DEEP_MEAN_DRIVEN_SIGMAS:g} sigma above)")
         if self.stable and math.isnan(self.growth_rate_per_s):
             return f"{self.rate_hz:.3g} Hz (stable: loop gain below 1 at all frequencies)"
         if self.stable:
@@ -140,8 +150,9 @@ class StationaryState:
                 f"; fixed points {', '.join(f'{r:.3g}' for r in self.fixed_points_hz)} Hz"
             return f"{self.rate_hz:.2f} Hz (stable; {mode} decays at {-self.growth_rate_per_s:.3g} /s{extra})"
         if self.mean_driven:
-            return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state is mean-driven: the mean input "
-                    f"is > {MEAN_DRIVEN_SIGMAS:g} sigma above threshold, neurons fire regularly)")
+            return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state is deep mean-driven: the mean "
+                    f"input is > {DEEP_MEAN_DRIVEN_SIGMAS:g} sigma above threshold, continued from an unstable "
+                    f"state {DEEP_MEAN_DRIVEN_SIGMAS:g} sigma above)")
         if math.isnan(self.growth_rate_per_s):
             return f"no stable stationary state found ({self.state_rate_hz:.2f} Hz state: no eigenvalue found)"
         return (f"no stable stationary state ({self.state_rate_hz:.2f} Hz state: {mode} grows at "
@@ -251,6 +262,22 @@ def characteristic_function(p: MeanFieldParams, rate_hz: float, lambda_per_s: co
 # families spaced by ~1/D (667 Hz) in frequency: in model A the least stable root of the
 # first family lies between ~10 and ~300 Hz, the second family near 650-800 Hz.
 _SCAN_FREQS_HZ = (8.0, 25.0, 50.0, 90.0, 140.0, 200.0, 280.0, 400.0, 650.0)
+# The frequencies above 50 Hz belong to the delay's families: they are given for
+# REFERENCE_DELAY_MS and scaled by REFERENCE_DELAY_MS / D.
+
+
+def _scan_freqs_hz(p: MeanFieldParams, rate_hz: float) -> tuple[float, ...]:
+    """Starting frequencies for the root search at the fixed point rate_hz: _SCAN_FREQS_HZ
+    (the delay families' scaled to D) and, for a mean-driven or near-saturated state, the
+    neighbourhoods of the firing rate's first two harmonics and of 1/D, 2/D (its weakly
+    damped resonances: an SR state's unstable mode is at ~1/D, 663 Hz at g = 3, eta = 2)."""
+    k = REFERENCE_DELAY_MS / p.delay_ms
+    fs = {f if f <= 50.0 else f * k for f in _SCAN_FREQS_HZ}
+    if is_mean_driven(p, rate_hz) or rate_hz >= SR_SATURATION_FRACTION * p.rate_max_hz:
+        f_d = 1000.0 / p.delay_ms
+        fs |= {f_d * m for m in (0.5, 0.75, 0.9, 1.0, 1.1, 1.3, 1.6, 1.9, 2.0, 2.2)} | {rate_hz, 2.0 * rate_hz}
+        fs = {f for f in fs if f <= 2.2 * f_d}
+    return tuple(sorted(fs))
 
 
 def _secant(f, z0: complex, z1: complex, *, tol: float = 1e-9, max_iter: int = 30) -> complex | None:
@@ -296,7 +323,7 @@ def slope_of_transfer(p: MeanFieldParams, rate_hz: float) -> float:
     return (meanfield.transfer_rate_hz(p, rate_hz + h) - meanfield.transfer_rate_hz(p, lo)) / (rate_hz + h - lo)
 
 
-def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, max_starts: int = 3) -> tuple[Mode, ...]:
+def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=None, max_starts: int | None = None) -> tuple[Mode, ...]:
     """Roots of the characteristic equation near the imaginary axis, least stable first.
 
     |open_loop - 1| is evaluated on the imaginary axis at scan_freqs_hz; from the
@@ -310,10 +337,12 @@ def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, m
     p : MeanFieldParams
     rate_hz : float
         A fixed point of phi.
-    scan_freqs_hz : sequence of float
-        Starting frequencies.
-    max_starts : int
-        At most this many secant searches from the imaginary axis.
+    scan_freqs_hz : sequence of float, optional
+        Starting frequencies (default: the delay's families and, for a mean-driven state,
+        its resonances; see _scan_freqs_hz).
+    max_starts : int, optional
+        At most this many secant searches from the imaginary axis (default 3; 6 for a
+        mean-driven state).
 
     Returns
     -------
@@ -323,11 +352,17 @@ def modes(p: MeanFieldParams, rate_hz: float, *, scan_freqs_hz=_SCAN_FREQS_HZ, m
     return _search(p, rate_hz, scan_freqs_hz, max_starts)[0]
 
 
-def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=_SCAN_FREQS_HZ,
-            max_starts: int = 3) -> tuple[tuple[Mode, ...], float]:
-    """Scan, secant searches, and max |loop gain| on the scan (inf if an evaluation failed)."""
+def _search(p: MeanFieldParams, rate_hz: float, scan_freqs_hz=None,
+            max_starts: int | None = None) -> tuple[tuple[Mode, ...], float]:
+    """Scan, secant searches, and max |loop gain| on the scan (inf if an evaluation failed).
+    Default scan: _scan_freqs_hz; default starts: 3, or 6 for a mean-driven state."""
+    if scan_freqs_hz is None:
+        scan_freqs_hz = _scan_freqs_hz(p, rate_hz)
+    if max_starts is None:
+        max_starts = 6 if is_mean_driven(p, rate_hz) else 3
     lin = _linearise(p, rate_hz)
-    f = lambda lam: lin.open_loop(lam) - 1.0
+    def f(lam):
+        return lin.open_loop(lam) - 1.0
     w = [2 * math.pi * fr for fr in scan_freqs_hz]
     vals, gains = [], []
     for x in w:
@@ -394,20 +429,38 @@ def is_mean_driven(p: MeanFieldParams, rate_hz: float) -> bool:
     return mu - p.theta_mv > MEAN_DRIVEN_SIGMAS * sigma
 
 
-@functools.lru_cache(maxsize=4096)
-def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -> StationaryState:
-    """All fixed points of the network `p` and whether one of them is linearly stable.
-
-    Fixed points are tried in ascending order; the first with a leading eigenvalue of
-    negative real part is the stable state. Mean-driven fixed points (see
-    MEAN_DRIVEN_SIGMAS) count as not stable without an eigenvalue search unless
-    resolve_mean_driven is set.
+def sigmas_above_threshold(p: MeanFieldParams, rate_hz: float) -> float:
+    """(mu - theta) / sigma of the input at rate_hz: > MEAN_DRIVEN_SIGMAS is mean-driven.
 
     Parameters
     ----------
     p : MeanFieldParams
-    resolve_mean_driven : bool
-        Search eigenvalues for mean-driven fixed points too (slow: seconds per state).
+    rate_hz : float
+
+    Returns
+    -------
+    float
+    """
+    mu, sigma = meanfield.moments_for(p, rate_hz)
+    return (mu - p.theta_mv) / sigma
+
+
+@functools.lru_cache(maxsize=4096)
+def stationary_state(p: MeanFieldParams, *, resolve_deep: bool = False) -> StationaryState:
+    """All fixed points of the network `p` and whether one of them is linearly stable.
+
+    Fixed points are tried in ascending order; the first with a leading eigenvalue of
+    negative real part is the stable state. Every fixed point's eigenvalues are searched,
+    mean-driven ones included, except (unless resolve_deep) those more than
+    DEEP_MEAN_DRIVEN_SIGMAS above threshold: they count as not stable (continued from the
+    SR edge, see DEEP_MEAN_DRIVEN_SIGMAS) with growth_rate_per_s = nan.
+
+    Parameters
+    ----------
+    p : MeanFieldParams
+    resolve_deep : bool
+        Search eigenvalues of the deep mean-driven fixed points too (1-10 s per evaluation
+        of the characteristic function: minutes per state).
 
     Returns
     -------
@@ -420,17 +473,36 @@ def stationary_state(p: MeanFieldParams, *, resolve_mean_driven: bool = False) -
             # reported (1/tau_m, the membrane's) is an assumption, not an eigenvalue
             m = Mode(-1000.0 / p.tau_m_ms, 0.0)
             stable = True
-        elif not resolve_mean_driven and is_mean_driven(p, r):
-            m, stable = Mode(math.nan, math.nan), False
+        elif not resolve_deep and sigmas_above_threshold(p, r) > DEEP_MEAN_DRIVEN_SIGMAS:
+            m, stable = Mode(math.nan, math.nan), _stable_at_deep_limit(p.with_(g=0.0))
         else:
             m, stable = _leading(p, r)
         if stable:
-            return StationaryState(r, True, fps, r, m.growth_rate_per_s, m.freq_hz)
+            deep = r > 0 and math.isnan(m.growth_rate_per_s) and sigmas_above_threshold(p, r) > DEEP_MEAN_DRIVEN_SIGMAS
+            return StationaryState(r, True, fps, r, m.growth_rate_per_s, m.freq_hz, deep)
         if best is None or math.isnan(best[1].growth_rate_per_s) or m.growth_rate_per_s < best[1].growth_rate_per_s:
             best = (r, m)
     assert best is not None
-    driven = not resolve_mean_driven and best[0] > 0 and is_mean_driven(p, best[0])
-    return StationaryState(None, False, fps, best[0], best[1].growth_rate_per_s, best[1].freq_hz, driven)
+    deep = not resolve_deep and best[0] > 0 and sigmas_above_threshold(p, best[0]) > DEEP_MEAN_DRIVEN_SIGMAS
+    return StationaryState(None, False, fps, best[0], best[1].growth_rate_per_s, best[1].freq_hz, deep)
+
+
+@functools.lru_cache(maxsize=256)
+def _stable_at_deep_limit(base: MeanFieldParams) -> bool:
+    """Whether the state of base's eta that is DEEP_MEAN_DRIVEN_SIGMAS above threshold is stable
+    (g solved between 0, where the state is deepest, and 12; base has g = 0: one cache entry per
+    eta and model)."""
+    from scipy import optimize
+
+    def excess(g):
+        pe = base.with_(g=float(g))
+        return sigmas_above_threshold(pe, max(meanfield.fixed_points_hz(pe))) - DEEP_MEAN_DRIVEN_SIGMAS
+
+    if excess(12.0) > 0:
+        return False
+    g_c = optimize.brentq(excess, 0.0, 12.0, xtol=1e-6)
+    pe = base.with_(g=g_c)
+    return _leading(pe, max(meanfield.fixed_points_hz(pe)))[1]
 
 
 def stationary_state_for_config(cfg) -> StationaryState:
@@ -471,7 +543,7 @@ def label_of(p: MeanFieldParams, st: StationaryState, *, margin_per_s: float = 0
         return "Q" if st.rate_hz < QUIESCENT_RATE_HZ else "AI"
     if st.state_rate_hz >= SR_SATURATION_FRACTION * p.rate_max_hz or is_mean_driven(p, st.state_rate_hz):
         return "SR"
-    return "SI-fast" if st.freq_hz >= FAST_SLOW_CUT_HZ else "SI-slow"
+    return "SI-fast" if st.freq_hz >= fast_slow_cut_hz(p.delay_ms) else "SI-slow"
 
 
 def theory_label(p: MeanFieldParams, *, margin_per_s: float = 0.0) -> str:
@@ -484,7 +556,7 @@ def theory_label(p: MeanFieldParams, *, margin_per_s: float = 0.0) -> str:
       (mean input > theta + MEAN_DRIVEN_SIGMAS sigma). Brunel's SR state
       (excitation-dominated, g < 4) is near saturation: neurons fire almost
       regularly, limited by the refractory period, and the network synchronises.
-    * "SI-fast": unstable through a mode faster than FAST_SLOW_CUT_HZ (60 Hz): the
+    * "SI-fast": unstable through a mode faster than fast_slow_cut_hz(D) (60 Hz at D = 1.5 ms): the
       oscillation with a period of a few delays (frequency of order 1/(4D) ~ 170 Hz
       at D = 1.5 ms) that destabilises the inhibition-dominated high-rate state.
     * "SI-slow": unstable through a slower mode (tens of Hz, of order 1/tau), the
@@ -710,3 +782,237 @@ def phase_boundaries(g_values, eta_min: float, eta_max: float, base: MeanFieldPa
             if stab[k] != stab[k + 1]:
                 out.append(hopf_boundary(float(g), float(etas[k]), float(etas[k + 1]), base, tol=tol))
     return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# the SR edge and the slow band, from the eigenvalues
+
+
+def _refine_critical_g(eta: float, g0: float, freq0_hz: float, base: MeanFieldParams) -> tuple[float, float, float]:
+    """Solve (*) on the imaginary axis for (g, omega) at fixed eta: F(i omega; g) = 0.
+
+    Returns (g, freq_hz, rate_hz); raises RuntimeError if it does not converge nearby.
+    """
+    from scipy import optimize
+
+    def rate_at(g):
+        pe = base.with_(g=float(g), eta=eta)
+        return pe, max(meanfield.fixed_points_hz(pe))
+
+    def resid(v):
+        pe, r = rate_at(v[0])
+        z = characteristic_function(pe, r, complex(0.0, v[1]))
+        return [z.real, z.imag]
+
+    sol, _info, ier, msg = optimize.fsolve(resid, [g0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    g_c, w_c = float(sol[0]), float(sol[1])
+    if ier != 1 or abs(g_c - g0) > 0.05 or not (0.7 * freq0_hz <= w_c / (2 * math.pi) <= 1.4 * freq0_hz):
+        raise RuntimeError(f"SR edge near g={g0}, eta={eta}, {freq0_hz} Hz did not converge: {msg}")
+    return g_c, w_c / (2 * math.pi), rate_at(g_c)[1]
+
+
+def sr_edge(eta: float, base: MeanFieldParams | None = None, *, g_min: float = 2.0, g_max: float = 5.0,
+            tol: float = 0.01) -> StabilityBoundary | None:
+    """The SR edge at drive eta: the g above which the high-rate, mean-driven state is stable.
+
+    A first guess from the mean field alone brackets it: the g where the state is
+    DEEP_MEAN_DRIVEN_SIGMAS above threshold (always taken as SR) and the g where it is
+    MEAN_DRIVEN_SIGMAS above (below that no SR); the eigenvalues then decide: bisection on
+    StationaryState.stable to `tol`, and the critical point solved exactly as a root
+    (g_c, omega_c) of F(i omega; g) = 0 at this eta.
+
+    Parameters
+    ----------
+    eta : float
+        The external drive.
+    base : MeanFieldParams, optional
+        Everything but g and eta (default: Brunel's model A).
+    g_min, g_max : float
+        Where to look.
+    tol : float
+        Bisection tolerance in g before the exact solve.
+
+    Returns
+    -------
+    StabilityBoundary or None
+        g, eta, the critical mode's frequency and the rate there (becomes_stable: True, as g
+        grows); None if the state changes stability nowhere in the bracket.
+    """
+    from scipy import optimize
+
+    base = base or MeanFieldParams()
+
+    def sig(g):
+        pe = base.with_(g=float(g), eta=float(eta))
+        return sigmas_above_threshold(pe, max(meanfield.fixed_points_hz(pe)))
+
+    def g_at(target):
+        def f(g):
+            return sig(g) - target
+        if f(g_min) < 0 or f(g_max) > 0:
+            return None
+        return optimize.brentq(f, g_min, g_max, xtol=1e-4)
+
+    lo, hi = g_at(DEEP_MEAN_DRIVEN_SIGMAS - 1e-6), g_at(MEAN_DRIVEN_SIGMAS)
+    if hi is None:
+        return None
+    lo = g_min if lo is None else lo
+
+    def stable(g):
+        return stationary_state(base.with_(g=float(g), eta=float(eta))).stable
+
+    if stable(lo) or not stable(hi):
+        return None
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if stable(mid) else (mid, hi)
+    st_u = stationary_state(base.with_(g=lo, eta=float(eta)))
+    st_s = stationary_state(base.with_(g=hi, eta=float(eta)))
+    g_c, freq, rate = 0.5 * (lo + hi), 0.5 * (st_u.freq_hz + st_s.freq_hz), st_s.rate_hz
+    try:
+        g_c, freq, rate = _refine_critical_g(float(eta), g_c, freq, base)
+    except RuntimeError:
+        pass
+    return StabilityBoundary(float(g_c), float(eta), float(freq), float(rate), becomes_stable=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowBand:
+    """Where the slow mode (~1/tau_m) is unstable at fixed g, and how close it comes elsewhere.
+
+    boundaries: the eta where it loses / regains stability (pairs, ascending; empty if the
+    mode stays stable); max_growth_per_s and eta_of_max: the largest Re lambda of the slow
+    mode found and its eta; evaluations: eta values at which the mode was computed.
+    """
+
+    g: float
+    boundaries: tuple[StabilityBoundary, ...]
+    max_growth_per_s: float
+    eta_of_max: float
+    evaluations: int
+
+    @property
+    def exists(self) -> bool:
+        """Whether the slow mode is unstable somewhere."""
+        return bool(self.boundaries)
+
+
+def _slow_root(p: MeanFieldParams, guess: complex | None) -> complex | None:
+    """The slow mode's eigenvalue (freq < fast_slow_cut_hz) at p's positive fixed point,
+    by a secant search from `guess` (else from the slow scan frequencies)."""
+    fps = [r for r in meanfield.fixed_points_hz(p) if r > 0]
+    if not fps:
+        return None
+    lin = _linearise(p, min(fps))
+    def f(lam):
+        return lin.open_loop(lam) - 1.0
+    cut = 2 * math.pi * fast_slow_cut_hz(p.delay_ms)
+    starts = [(guess, guess * 1.02 + 0.5)] if guess is not None else []
+    starts += [(complex(0.0, 2 * math.pi * fr), complex(5.0, 2 * math.pi * fr * 1.03)) for fr in (20.0, 10.0, 35.0)]
+    for z0, z1 in starts:
+        try:
+            r = _secant(f, z0, z1)
+        except (ValueError, ZeroDivisionError):
+            r = None
+        if r is not None and 0.5 < abs(r.imag) < cut:
+            return complex(r.real, abs(r.imag))
+    return None
+
+
+def slow_band(g: float, eta_lo: float = 0.75, eta_hi: float = 1.1, base: MeanFieldParams | None = None, *,
+              step: float = 0.01, tol: float = 1e-5) -> SlowBand:
+    """The slow instability at g, found with an adaptive step in eta.
+
+    The slow mode's growth rate Re lambda(eta) is followed on a grid of `step`; around
+    every local maximum of the samples its maximum is located (bounded scalar search to
+    `tol`), so that a band much narrower than the step (Re lambda > 0 on 0.001 or less)
+    is found; where the maximum is positive, its edges are solved with brentq on
+    Re lambda = 0 (and reported with the mode's frequency there).
+
+    Parameters
+    ----------
+    g : float
+    eta_lo, eta_hi : float
+        The range of eta searched.
+    base : MeanFieldParams, optional
+        Everything but g and eta.
+    step : float
+        The sampling step in eta.
+    tol : float
+        Tolerance in eta of the maximum and of the edges.
+
+    Returns
+    -------
+    SlowBand
+    """
+    from scipy import optimize
+
+    base = base or MeanFieldParams()
+    count = [0]
+    cache: dict = {}
+
+    def root(eta, guess=None):
+        key = round(float(eta), 12)
+        if key not in cache:
+            count[0] += 1
+            cache[key] = _slow_root(base.with_(g=float(g), eta=float(eta)), guess)
+        return cache[key]
+
+    etas = np.arange(eta_lo, eta_hi + 1e-12, step)
+    roots, guess = [], None
+    for e in etas:  # followed upwards in eta, each search starting from the last root found ...
+        r = root(e, guess)
+        roots.append(r)
+        guess = r if r is not None else guess
+    def follow(e_to, e_from, r_from, depth=0):
+        """The root at e_to, continued from r_from at e_from, halving the step where it is lost."""
+        cache.pop(round(float(e_to), 12), None)
+        r = root(e_to, r_from)
+        if r is None and depth < 5:
+            mid = 0.5 * (e_to + e_from)
+            r_mid = follow(mid, e_from, r_from, depth + 1)
+            if r_mid is not None:
+                r = follow(e_to, mid, r_mid, depth + 1)
+        return r
+
+    for k in range(len(etas) - 2, -1, -1):  # ... and downwards where that found none (low rates:
+        # the root moves fast into the left half plane as the rate drops)
+        if roots[k] is None and roots[k + 1] is not None and roots[k + 1].real > -200.0:
+            roots[k] = follow(etas[k], etas[k + 1], roots[k + 1])
+    grow = np.array([r.real if r is not None else -np.inf for r in roots])
+    # the samples plus the located maximum near every local maximum of the samples
+    pts = [(float(e), float(x), r) for e, x, r in zip(etas, grow, roots)]
+    best = (-math.inf, float("nan"))
+    for k in range(len(etas)):
+        left = grow[k - 1] if k > 0 else -np.inf
+        right = grow[k + 1] if k + 1 < len(etas) else -np.inf
+        if not (np.isfinite(grow[k]) and grow[k] >= left and grow[k] >= right):
+            continue
+        a, b = etas[max(k - 1, 0)], etas[min(k + 1, len(etas) - 1)]
+
+        def neg(e, k=k):
+            r = root(e, roots[k])
+            return -r.real if r is not None else math.inf
+        m = optimize.minimize_scalar(neg, bounds=(a, b), method="bounded", options={"xatol": tol})
+        if -m.fun > grow[k]:
+            pts.append((float(m.x), -float(m.fun), root(float(m.x), roots[k])))
+    pts.sort(key=lambda t: t[0])
+    for e, x, _ in pts:
+        if x > best[0]:
+            best = (x, e)
+    bounds = []
+    for (e0, x0, r0), (e1, x1, r1) in zip(pts, pts[1:]):
+        # no slow root found (a near-silent state: the mode is far in the left half plane) counts as stable
+        if (x0 > 0) == (x1 > 0):
+            continue
+        guess = r0 if x0 > 0 else r1  # follow the unstable side's root
+        def fr(e, guess=guess):
+            return root(e, guess).real if root(e, guess) is not None else -1.0
+        e_c = optimize.brentq(fr, e0, e1, xtol=tol)
+        r = root(e_c, guess)
+        pe = base.with_(g=float(g), eta=float(e_c))
+        bounds.append(StabilityBoundary(float(g), float(e_c), abs(r.imag) / (2 * math.pi) if r else math.nan,
+                                        float(min(v for v in meanfield.fixed_points_hz(pe) if v > 0)),
+                                        becomes_stable=x1 < 0))
+    uniq = bounds
+    return SlowBand(float(g), tuple(uniq), float(best[0]), float(best[1]), count[0])

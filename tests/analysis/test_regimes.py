@@ -122,6 +122,27 @@ def test_the_spectral_peak_decides_which_synchrony_is_tested():
     assert regimes.classify({**net, "psd_peak_hz": float("nan")}, 200.0).label == regimes.UNDETERMINED
 
 
+def test_frequency_cuts_follow_the_delay():
+    """At D = 3 ms the fast mode is at ~85 Hz (theory: 70-100 Hz): a 90 Hz synchronous peak is SI-fast
+    with the cuts for D (30 Hz, fast band >= 75 Hz) and 'undetermined' with the D = 1.5 ms ones; at
+    D = 1 ms a 120 Hz peak is below the fast band (>= 225 Hz). The dimensionless thresholds stay."""
+    th3, th1 = regimes.thresholds_for(3.0), regimes.thresholds_for(1.0)
+    assert th3["fast_slow_cut_hz"] == 30.0 and th3["fast_peak_min_hz"] == 75.0
+    assert th1["fast_slow_cut_hz"] == 90.0 and th1["fast_peak_min_hz"] == 225.0
+    assert regimes.thresholds_for(1.5) == regimes.REGIME_THRESHOLDS
+    assert all(th3[k] == v for k, v in regimes.REGIME_THRESHOLDS.items() if k not in regimes.FREQUENCY_THRESHOLDS)
+    net = {"n_neurons": 400, "n_spikes": 40000, "rate_mean_hz": 50.0, "cv_isi_mean": 0.8, "cv_isi_n_neurons": 400,
+           "synchrony_rho": 0.05, "synchrony_rho_se": 0.005, "synchrony_rho_10ms": 0.05,
+           "synchrony_rho_10ms_se": 0.004, "psd_peak_hz": 90.0}
+    assert regimes.classify(net, 500.0, th3).label == "SI-fast"
+    assert regimes.classify(net, 500.0).label == regimes.UNDETERMINED
+    assert regimes.classify({**net, "psd_peak_hz": 120.0}, 500.0, th1).label == regimes.UNDETERMINED
+    # the theory's cut is the same function of D
+    assert stability.label_of(stability.MeanFieldParams(g=6.0, eta=3.0, delay_ms=3.0),
+                              stability.stationary_state(stability.MeanFieldParams(g=6.0, eta=3.0, delay_ms=3.0))) \
+        == "SI-fast"  # a 104 Hz mode: fast at D = 3 ms
+
+
 def test_irregular_synchrony_is_not_sr():
     """Strongly co-modulated but irregular (Poisson) trains: high chi, CV ~ 1 -> not SR."""
     ids, t, _, _ = modulated_poisson(200, 150.0, 1.0, 180.0, seed=9)

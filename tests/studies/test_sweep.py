@@ -24,8 +24,11 @@ def test_scaled_point_arguments():
     assert not any("indegree" in a for a in args)  # C_E, C_I stay: the mean field is the paper's
     assert "neuron.v_init_distribution=uniform" in args
     assert S.min_scale() == 0.1
-    with pytest.raises(Exception, match=r"--scale 0\.05: allowed 0\.1 <= scale <= 1"):
+    with pytest.raises(Exception, match=r"--scale 0\.05: allowed 0\.1 <= scale <= 10"):
         S.scaled_sizes(0.05)
+    with pytest.raises(Exception, match=r"--scale 12: allowed 0\.1 <= scale <= 10"):
+        S.scaled_sizes(12)
+    assert S.scaled_sizes(10) == (100000, 25000)  # the finite-size study's largest network
 
 
 @needs_nest
@@ -34,7 +37,7 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     args = ["sweep", "--g-range", "3:6:3", "--eta-range", "1:2:1", "--scale", "0.1", "--t-sim-ms", "150", "--jobs", "2",
             "--out", out]
     first = hpc_brunel(*args, check=True)
-    assert "scaled-down network" in first.stderr
+    assert "scaled network" in first.stderr
     import csv
 
     rows = list(csv.DictReader(open(out / "sweep.csv")))

@@ -2,7 +2,7 @@
 and the stationary rates expected here come from nnmt (conftest.nnmt_rate_hz), not from literals."""
 import math
 
-import numpy as np
+import fp_reference as fp
 import pytest
 from conftest import nnmt_rate_hz
 
@@ -27,40 +27,8 @@ def _ai_state():
 
 
 def _fokker_planck_susceptibility(lam, mu, sigma, n=6000):
-    """Direct numerical solution of the linearised Fokker-Planck equation (threshold integration,
-    Richardson 2007): integrate P1 and the flux J1 from threshold down to mu - 8 sigma for the three
-    sources (rate, mean, variance modulation) and demand J1 -> 0 far below. Independent of the
-    parabolic-cylinder formulas; returns (nu0, A_mu, A_var)."""
-    tau, tref = TAU / 1000, TREF / 1000
-    s2 = sigma * sigma
-    v = np.linspace(THETA, min(VR, mu) - 8 * sigma, n + 1)
-    d = v[0] - v[1]
-    j0 = (v > VR).astype(float)  # stationary flux for unit rate
-    p0 = np.zeros(n + 1)
-    for k in range(n):
-        g = 2 * (mu - 0.5 * (v[k] + v[k + 1])) / s2
-        h = 2 * tau * float(0.5 * (v[k] + v[k + 1]) > VR) / s2
-        e = math.exp(-g * d)
-        p0[k + 1] = e * p0[k] + h / g * (1 - e)
-    nu0 = 1.0 / (np.trapezoid(p0[::-1], v[::-1]) + tref)
-    p0 *= nu0
-    dp0 = 2 * (mu - v) * p0 / s2 - 2 * tau * nu0 * j0 / s2
-    res = []
-    for comp in range(3):
-        pp, jj = 0j, (1.0 + 0j if comp == 0 else 0j)
-        mu1, s1 = float(comp == 1), float(comp == 2)
-        src = 2 / s2 * (mu1 * p0 - 0.5 * s1 * dp0)
-        for k in range(n):
-            g = 2 * (mu - 0.5 * (v[k] + v[k + 1])) / s2
-            hm = 2 * tau * jj / s2 - 0.5 * (src[k] + src[k + 1])
-            e = math.exp(-g * d)
-            pn = e * pp + hm / g * (1 - e)
-            jn = jj + lam * d * 0.5 * (pp + pn)
-            if comp == 0 and v[k] > VR >= v[k + 1]:
-                jn -= np.exp(-lam * tref)
-            pp, jj = pn, jn
-        res.append(jj)
-    return nu0, -res[1] / res[0], -res[2] / res[0]
+    """The independent solver's (nu0, A_mu, A_var): threshold integration (fp_reference)."""
+    return fp.susceptibility(lam, mu, sigma, n)
 
 
 # ---------------------------------------------------------------------------------------------- susceptibility

@@ -1,0 +1,49 @@
+"""The finite-size study's bookkeeping (no NEST): agreement per N, the table, the committed data."""
+from pathlib import Path
+
+from hpc_brunel.studies import finite_size as F
+from hpc_brunel.studies import sweep as S
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _row(n, g, eta, theory, label, chi=0.1, kind="band"):
+    return F.Row(n, g, eta, kind, theory, label, chi, chi, 150.0, 30.0, 0.9, 10.0, 2)
+
+
+def test_agreement_counts_theory_q_as_silent_and_undetermined_apart():
+    rows = [_row(12500, 4.5, 2.0, "AI", "AI"), _row(12500, 5.0, 2.0, "AI", "undetermined"),
+            _row(12500, 5.0, 3.0, "AI", "SI-fast"), _row(12500, 6.0, 0.5, "Q", "silent", kind="control"),
+            _row(50000, 4.5, 2.0, "AI", "AI")]
+    ag = F.agreement_by_n(rows)
+    assert ag[12500]["band"] == (1, 1, 3) and ag[12500]["control"] == (1, 0, 1)
+    assert ag[50000]["band"] == (1, 0, 1) and ag[50000]["control"] == (0, 0, 0)
+    md = F.table_md(rows)
+    assert "| 12,500 | 0.08 | 1 of 3 | 1 | 1 of 1 |" in md and "| 50,000 | 0.02 | 1 of 1 | 0 | 0 of 0 |" in md
+
+
+def test_csv_round_trip_and_figure(tmp_path):
+    rows = [_row(12500, 4.5, 2.0, "AI", "AI", 0.12), _row(50000, 4.5, 2.0, "AI", "AI", 0.06)]
+    F.write_csv(rows, tmp_path / "t.csv")
+    back = F.read_csv(tmp_path / "t.csv")
+    assert [(r.n_neurons, r.g, r.eta, r.label) for r in back] == [(r.n_neurons, r.g, r.eta, r.label) for r in rows]
+    assert F.figure(back, tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_study_sizes_keep_the_in_degrees():
+    assert [S.scaled_sizes(s) for s in F.SCALES] == [(10000, 2500), (40000, 10000), (100000, 25000)]
+    sw = F.study_sweep(10.0, threads=16)
+    args = sw.run_args(sw.points[0], Path("x"))
+    assert "network.n_excitatory=100000" in args and not any("indegree" in a for a in args)
+    assert sw.t_sim_ms == 1100.0 and len(F.BAND_POINTS) >= 12
+
+
+def test_committed_study_matches_its_table():
+    """analysis/finite_size/: the table and the README's summary are made from the committed csv."""
+    d = ROOT / "analysis" / "finite_size"
+    rows = F.read_csv(d / F.STUDY_CSV)
+    assert (d / F.STUDY_MD).read_text().strip() == F.table_md(rows).strip()
+    assert F.table_md(rows).splitlines()[2] in (ROOT / "README.md").read_text()
+    assert {r.n_neurons for r in rows} == {12500, 50000, 125000}
+    theory = F.theory_labels()
+    assert all(r.theory_label == theory[(r.g, r.eta)] for r in rows)  # labels of the current theory
