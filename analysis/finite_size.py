@@ -7,7 +7,9 @@ in-degrees?
     python analysis/finite_size.py run --scale 10 --deadline-s 3000
     python analysis/finite_size.py collect                    # -> analysis/finite_size/
 
-`run` simulates and analyzes the study's points that are not analyzed yet, one after
+`collect` keeps the points of the committed finite_size.csv that runs/ does not have, so
+the study can be completed on another machine (`run --points` the missing ones, then
+`collect`). `run` simulates and analyzes the study's points that are not analyzed yet, one after
 the other, each with `--ranks` x `--threads` (under the MPI launcher when ranks > 1;
 a plain process with NEST's threads otherwise), into runs/finite-size/scale<S>/
 (HPC_BRUNEL_FINITE_SIZE_RUNS moves it). `--deadline-s` starts no point after that
@@ -79,6 +81,12 @@ def run(scale: float, ranks: int, threads: int, deadline_s: float | None, only_b
 
 def collect() -> int:
     rows = F.collect(RUNS)
+    committed = OUT / F.STUDY_CSV
+    if committed.exists():  # keep the committed points that these run directories do not have
+        have = {(r.n_neurons, r.g, r.eta) for r in rows}
+        rows += [r for r in F.read_csv(committed) if (r.n_neurons, r.g, r.eta) not in have]
+        order = {pt: k for k, pt in enumerate(F.points())}
+        rows.sort(key=lambda r: (r.n_neurons, order[(r.g, r.eta)]))
     if not rows:
         print(f"[finite-size] nothing analyzed under {RUNS}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 theory, from the committed table alone (the sweep's run directories are not kept):
 
     python analysis/phase_diagram_theory.py      # ~15 min on one core
+    python analysis/phase_diagram_theory.py --lines-only   # keep sweep.csv's theory labels; lines and figure
 
 The simulated labels in sweep.csv stay as measured (2026-11-26, 12,500 neurons, 300 ms per cell);
 their theory_label / theory_state columns, agreement.md, theory_lines.json and phase_diagram.png are
@@ -36,8 +37,8 @@ def main() -> int:
         rows.append(row)
     base = MeanFieldParams()
     gs, etas = sorted({r["g"] for r in rows}), sorted({r["eta"] for r in rows})
-    tg = theory_grid(gs, etas, base)
-    for r in rows:
+    tg = theory_grid(gs, etas, base) if "--lines-only" not in sys.argv else None
+    for r in rows if tg is not None else ():
         i, j = gs.index(r["g"]), etas.index(r["eta"])
         r["theory_label"] = tg.labels[i][j]
         r["theory_state"] = tg.states[i][j].describe().replace(",", ";")

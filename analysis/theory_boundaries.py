@@ -30,7 +30,7 @@ from hpc_brunel.theory.meanfield import MeanFieldParams  # noqa: E402
 
 OUT = ROOT / "analysis" / "theory"
 FAST_G = (4.5, 5.0, 6.0, 7.0, 8.0)
-SLOW_G = (4.5, 5.0, 5.25, 5.5, 5.75, 6.0, 7.0)
+SLOW_G = (4.5, 5.0, 5.25, 5.5, 5.75, 6.0, 6.5, 7.0, 7.5, 8.0)
 SR_ETA = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 
@@ -40,7 +40,8 @@ def compute(base: MeanFieldParams) -> dict:
     fast = []
     for g in FAST_G:
         for b in stability.phase_boundaries([g], 1.0, 8.0, base, n_eta=15):
-            if math.isfinite(b.freq_hz) and b.freq_hz >= cut:
+            if math.isfinite(b.freq_hz) and b.freq_hz >= cut and not stability.is_mean_driven(
+                    base.with_(g=g, eta=b.eta), b.rate_hz):
                 fast.append({"g": g, "eta": b.eta, "freq_hz": b.freq_hz, "rate_hz": b.rate_hz})
                 break
     slow = []

@@ -156,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="g x eta grid of short runs labelled from their spikes, compared cell by cell "
                                     "with linear stability: Brunel's Fig. 8 phase diagram. Resumable: analyzed "
                                     "points are kept. What the defaults cost: 9 x 8 = 72 full-size runs of 300 ms, "
-                                    "11-25 min on 2 cores (2 concurrent 1-rank jobs), plus a minute or two for "
-                                    "the theory lines; --scale 0.2 runs a smaller network.")
+                                    "11-25 min on 2 cores (2 concurrent 1-rank jobs), plus ~15 min for the "
+                                    "theory lines and labels from the eigenvalues (cached in the sweep directory); "
+                                    "--scale 0.2 runs a smaller network.")
     sw.add_argument("--g-range", default="0:8:1", metavar="MIN:MAX:STEP",
                     help="range of g, both ends included (default 0:8:1)")
     sw.add_argument("--eta-range", default="0.5:4:0.5", metavar="MIN:MAX:STEP",

@@ -85,7 +85,8 @@ def phase_diagram(rows: list[dict], path: Path, *, neurons: int, rasters: dict |
     for a in (ax, axa):
         if lines:
             for key, style in (("fast", "k-"), ("sr", "k:")):
-                pts = sorted(lines[key])
+                # the fast line is drawn along g, the SR edge (nearly vertical) along eta
+                pts = sorted(lines[key], key=(lambda p: (p[1], p[0])) if key == "sr" else None)
                 if pts:
                     a.plot([p[0] for p in pts], [p[1] for p in pts], style, lw=1.8)
             if lines["slow"]:  # the slow band: where the slow mode is unstable (a few hundredths of eta wide)

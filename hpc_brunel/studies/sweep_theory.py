@@ -23,7 +23,8 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
     from `stability.sr_edge` (the g where the mean-driven state turns stable) every
     0.5 in eta. A few minutes on one core (the SR edge's states are slow to evaluate)."""
     from hpc_brunel.theory.meanfield import MeanFieldParams
-    from hpc_brunel.theory.stability import phase_boundaries, slow_band, sr_edge
+    from hpc_brunel.theory.stability import (QUIESCENT_RATE_HZ, is_mean_driven, phase_boundaries, slow_band, sr_edge,
+                                             stationary_state)
 
     base = base or MeanFieldParams()
     cut = fast_slow_cut_hz(base.delay_ms)
@@ -31,7 +32,11 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
     gs = np.arange(g_min, g_max + 1e-9, g_step)
     fast = []
     for b in phase_boundaries(gs, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1):
-        if math.isfinite(b.freq_hz) and b.freq_hz >= cut:
+        # a change of a mean-driven state is the SR edge (computed below, across g), and one whose stable
+        # side is the quiescent state the onset of activity: neither is the fast line
+        calm = stationary_state(base.with_(g=b.g, eta=b.eta + (0.01 if b.becomes_stable else -0.01)))
+        if (math.isfinite(b.freq_hz) and b.freq_hz >= cut and calm.stable and calm.rate_hz >= QUIESCENT_RATE_HZ
+                and not is_mean_driven(base.with_(g=b.g, eta=b.eta), b.rate_hz)):
             fast.append((b.g, round(b.eta, 4), b.freq_hz))
     slow = []
     band = (max(eta_lo, 0.6), min(eta_max, 1.1))
@@ -48,7 +53,7 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
     return {"fast": fast, "slow": slow, "sr": sr}
 
 
-THEORY_LINES_VERSION = 2  # bump when theory_lines computes something else
+THEORY_LINES_VERSION = 4  # bump when theory_lines computes something else
 
 
 def cached_theory_lines(sweep_dir: Path, g_min, g_max, eta_min, eta_max, base) -> dict:

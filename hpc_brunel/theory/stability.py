@@ -684,7 +684,10 @@ def _refine_critical(g: float, eta0: float, freq0_hz: float, base: MeanFieldPara
         z = characteristic_function(pe, r, complex(0.0, w))
         return [z.real, z.imag]
 
-    sol, _info, ier, msg = optimize.fsolve(resid, [eta0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    try:
+        sol, _info, ier, msg = optimize.fsolve(resid, [eta0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    except (ValueError, ZeroDivisionError, ArithmeticError) as e:  # wandered off to a state without input
+        raise RuntimeError(f"critical point near g={g}, eta={eta0}: {e}") from e
     eta_c, w_c = float(sol[0]), float(sol[1])
     if ier != 1 or abs(eta_c - eta0) > 0.05 or not (0.5 * freq0_hz <= w_c / (2 * math.pi) <= 2.0 * freq0_hz):
         raise RuntimeError(f"critical point near g={g}, eta={eta0}, {freq0_hz} Hz did not converge: {msg}")
@@ -804,7 +807,10 @@ def _refine_critical_g(eta: float, g0: float, freq0_hz: float, base: MeanFieldPa
         z = characteristic_function(pe, r, complex(0.0, v[1]))
         return [z.real, z.imag]
 
-    sol, _info, ier, msg = optimize.fsolve(resid, [g0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    try:
+        sol, _info, ier, msg = optimize.fsolve(resid, [g0, 2 * math.pi * freq0_hz], full_output=True, xtol=1e-10)
+    except (ValueError, ZeroDivisionError, ArithmeticError) as e:
+        raise RuntimeError(f"SR edge near g={g0}, eta={eta}: {e}") from e
     g_c, w_c = float(sol[0]), float(sol[1])
     if ier != 1 or abs(g_c - g0) > 0.05 or not (0.7 * freq0_hz <= w_c / (2 * math.pi) <= 1.4 * freq0_hz):
         raise RuntimeError(f"SR edge near g={g0}, eta={eta}, {freq0_hz} Hz did not converge: {msg}")

@@ -65,9 +65,8 @@ def test_slow_band_recomputed_matches_table():
 def test_narrow_slow_band_is_not_missed():
     """Near the g where the slow band closes it is narrower than 0.001 in eta: found with a 0.01 step
     (the old fixed scan needed steps below the band's width)."""
-    rows = [r for r in TABLE["slow"] if r["edges"]]
-    g_open = max(r["g"] for r in rows)
-    g_closed = min(r["g"] for r in TABLE["slow"] if not r["edges"] and r["g"] > g_open)
+    rows = sorted(TABLE["slow"], key=lambda r: r["g"])
+    g_open, g_closed = next((a["g"], b["g"]) for a, b in zip(rows, rows[1:]) if a["edges"] and not b["edges"])
     lo, hi = g_open, g_closed  # bisect to a g whose band is 0.0002-0.001 wide
     for _ in range(30):
         mid = 0.5 * (lo + hi)
