@@ -31,7 +31,10 @@ def theory_lines(g_min: float, g_max: float, eta_min: float, eta_max: float, bas
     eta_lo = max(eta_min, 0.05)
     gs = np.arange(g_min, g_max + 1e-9, g_step)
     fast = []
-    for b in phase_boundaries(gs, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1):
+    # the fast line belongs to the inhibition-dominated side (g > 4); below it a change of stability is
+    # the SR edge or the onset of activity (and its mean-driven states cost 10-20 s each)
+    gs_fast = gs[gs > 4.0]
+    for b in phase_boundaries(gs_fast, eta_lo, eta_max, base, n_eta=int(round((eta_max - eta_lo) / 0.25)) + 1):
         # a change of a mean-driven state is the SR edge (computed below, across g), and one whose stable
         # side is the quiescent state the onset of activity: neither is the fast line
         calm = stationary_state(base.with_(g=b.g, eta=b.eta + (0.01 if b.becomes_stable else -0.01)))
