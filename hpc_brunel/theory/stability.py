@@ -425,8 +425,7 @@ def is_mean_driven(p: MeanFieldParams, rate_hz: float) -> bool:
     -------
     bool
     """
-    mu, sigma = meanfield.moments_for(p, rate_hz)
-    return mu - p.theta_mv > MEAN_DRIVEN_SIGMAS * sigma
+    return sigmas_above_threshold(p, rate_hz) > MEAN_DRIVEN_SIGMAS
 
 
 def sigmas_above_threshold(p: MeanFieldParams, rate_hz: float) -> float:
