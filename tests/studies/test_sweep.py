@@ -36,8 +36,8 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     out = tmp_path / "sweep"
     args = ["sweep", "--g-range", "3:6:3", "--eta-range", "1:2:1", "--scale", "0.1", "--t-sim-ms", "150", "--jobs", "2",
             "--out", out]
-    # the theory lines and labels from the eigenvalues take minutes (SR edges at eta 1, 1.5, 2): 30 min allowed
-    first = hpc_brunel(*args, check=True, timeout=1800)
+    # ~2 min on 2 cores (points, then the theory lines: SR edges at eta 1, 1.5, 2); 15 min allowed
+    first = hpc_brunel(*args, check=True, timeout=900)
     assert "scaled network" in first.stderr
     import csv
 
@@ -56,7 +56,7 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     mtime = (out / "g3_eta1" / "analysis.json").stat().st_mtime
     # resume: remove one point's result; only that point runs again
     (out / "g6_eta2" / "analysis.json").unlink()
-    second = hpc_brunel(*args, check=True, timeout=1800)
+    second = hpc_brunel(*args, check=True, timeout=900)
     assert "3 of 4 points done already; running 1" in second.stdout
     assert (out / "g3_eta1" / "analysis.json").stat().st_mtime == mtime
     assert json.loads((out / "g6_eta2" / "analysis.json").read_text())["parameters"]["g"] == 6.0
@@ -64,7 +64,7 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     a = json.loads((out / "g3_eta1" / "analysis.json").read_text())
     right = a["regime"]
     (out / "g3_eta1" / "analysis.json").write_text(json.dumps({**a, "regime": "stale-label"}))
-    hpc_brunel("sweep", "--relabel", "--out", out, check=True, timeout=1800)
+    hpc_brunel("sweep", "--relabel", "--out", out, check=True, timeout=900)
     assert json.loads((out / "g3_eta1" / "analysis.json").read_text())["regime"] == right
     rows = {(r["g"], r["eta"]): r["label"] for r in csv.DictReader(open(out / "sweep.csv"))}
     assert rows[("3", "1")] == right and "stale-label" not in rows.values()

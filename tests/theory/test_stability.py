@@ -56,6 +56,34 @@ def test_susceptibility_matches_fokker_planck(lam):
     assert abs(chi.variance_hz_per_mv2 - a_var) < 3e-3 * abs(a_var)
 
 
+def test_susceptibility_is_thread_safe():
+    """The sweep analyzes its points in a thread pool: concurrent evaluations of a mean-driven
+    state's susceptibility (where mpmath raises its working precision) give the serial values
+    and leave mpmath's global precision alone (it was left at 246 bits, everything after ~10x slower)."""
+    import threading
+
+    import mpmath
+
+    p = MeanFieldParams(g=3.0, eta=2.0)
+    nu = max(meanfield.fixed_points_hz(p))
+    mu, sigma = meanfield.moments_for(p, nu)
+    lams = [complex(-50.0 + 20 * k, 2 * math.pi * (100.0 + 150 * k)) for k in range(6)]
+
+    def chis():
+        return [stability.susceptibility(lam, mu_mv=mu, sigma_mv=sigma, rate_hz=nu, **NEURON) for lam in lams]
+
+    prec = mpmath.mp.prec
+    serial = chis()
+    got = {}
+    threads = [threading.Thread(target=lambda k=k: got.__setitem__(k, chis())) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mpmath.mp.prec == prec
+    assert all(got[k] == serial for k in range(4))
+
+
 def test_open_loop_at_zero_frequency_is_slope_of_phi():
     """Hand check of (*): at lambda -> 0 the loop gain is d phi / d nu, the slope of the rate map."""
     p, nu, _, _ = _ai_state()
