@@ -104,6 +104,39 @@ def theory_labels() -> dict:
     return {(g, eta): theory_label(MeanFieldParams(g=g, eta=eta)) for g, eta in points()}
 
 
+def planned(model, scale: float, g: float, eta: float, *, ranks: int, threads: int):
+    """The planner's cost of one study point (`hpc_brunel.studies.plan.predict`): the network
+    of `scale` (in-degrees kept), all neurons recorded, firing at the mean field's rate of
+    (g, eta) (its stationary state's, stable or not: the SR state's ~300 Hz).
+
+    Parameters
+    ----------
+    model : hpc_brunel.studies.plan.Model
+        From `plan.load_model()`.
+    scale : float
+        N = scale x 12,500.
+    g, eta : float
+        The point.
+    ranks, threads : int
+        The decomposition it runs on.
+
+    Returns
+    -------
+    hpc_brunel.studies.plan.Prediction
+        Peak memory per rank and simulate time per model second (x T_SIM_MS / 1000 for the run).
+    """
+    from hpc_brunel.studies import plan
+    from hpc_brunel.studies.sweep import scaled_sizes
+    from hpc_brunel.theory.meanfield import MeanFieldParams
+    from hpc_brunel.theory.stability import stationary_state
+
+    n_e, n_i = scaled_sizes(scale)
+    p = MeanFieldParams(g=g, eta=eta)
+    rate_hz = max(stationary_state(p).state_rate_hz, 0.1)  # Q: the recorder and the drive still cost
+    return plan.predict(model, neurons=n_e + n_i, ranks=ranks, threads=threads, rate_hz=rate_hz,
+                        indegree=p.c_e + p.c_i)
+
+
 def collect(study_dir: Path, theory: dict | None = None) -> list[Row]:
     """Every analyzed point of every N under `study_dir`, N ascending, band first.
 

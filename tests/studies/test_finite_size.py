@@ -47,3 +47,23 @@ def test_committed_study_matches_its_table():
     assert {r.n_neurons for r in rows} == {12500, 50000, 125000}
     theory = F.theory_labels()
     assert all(r.theory_label == theory[(r.g, r.eta)] for r in rows)  # labels of the current theory
+
+
+def test_planner_sizes_each_point_at_its_mean_field_rate():
+    """F.planned: the planner's prediction for the study's network of each N (in-degrees kept, all
+    neurons recorded) at the point's stationary rate, checked against nnmt's rate (independent)."""
+    from conftest import nnmt_rate_hz
+
+    from hpc_brunel import config
+    from hpc_brunel.studies import plan
+
+    model, _ = plan.load_model()
+    small, big = (F.planned(model, s, 5.0, 2.0, ranks=1, threads=2) for s in (1.0, 10.0))
+    want = nnmt_rate_hz(config.resolve(overrides=[{"network": {"relative_inhibition": 5.0, "eta": 2.0}}]))
+    assert abs(small.rate_hz - want) < 1e-3 * want and big.rate_hz == small.rate_hz
+    assert (small.neurons, big.neurons) == (12_500, 125_000)
+    assert big.synapses == 125_000 * 1250 + 2 * 125_000  # network + one Poisson input and one recorder each
+    assert big.peak_rss_total_mib > 5 * small.peak_rss_total_mib
+    assert big.simulate_s_per_model_s > 5 * small.simulate_s_per_model_s
+    sr = F.planned(model, 1.0, 3.0, 2.0, ranks=1, threads=2)  # the SR control: the high-rate state's cost
+    assert sr.rate_hz > 250 and sr.simulate_s_per_model_s > 5 * small.simulate_s_per_model_s
