@@ -135,10 +135,11 @@ def plan_study(scales, ranks: int, threads: int) -> int:
             sim_s = pr.simulate_s_per_model_s * F.T_SIM_MS / 1000
             total += sim_s
             notes.add(pr.range_note())
-            print(f"| {pr.neurons:,} | {g:g} | {eta:g} | {pr.rate_hz:.1f} | {pr.peak_rss_total_mib:,.0f} | {sim_s:,.0f} "
-                  f"| {measured_simulate(scale, g, eta, ranks, threads)} |")
+            print(f"| {pr.neurons:,} | {g:g} | {eta:g} | {pr.rate_hz:.1f} | {pr.peak_rss_total_mib:,.0f} "
+                  f"| {sim_s:,.0f} | {measured_simulate(scale, g, eta, ranks, threads)} |")
         grand += total
-        print(f"| {pr.neurons:,} | all {len(F.points())} | | | | {total:,.0f} ({total / 3600:.1f} h){''.join(notes)} | |")
+        note = "".join(notes)
+        print(f"| {pr.neurons:,} | all {len(F.points())} | | | | {total:,.0f} ({total / 3600:.1f} h){note} | |")
     print(f"simulate in all: {grand:,.0f} s ({grand / 3600:.1f} h), network construction not included")
     return 0
 
