@@ -67,3 +67,18 @@ def test_planner_sizes_each_point_at_its_mean_field_rate():
     assert big.simulate_s_per_model_s > 5 * small.simulate_s_per_model_s
     sr = F.planned(model, 1.0, 3.0, 2.0, ranks=1, threads=2)  # the SR control: the high-rate state's cost
     assert sr.rate_hz > 250 and sr.simulate_s_per_model_s > 5 * small.simulate_s_per_model_s
+
+
+def test_run_refuses_a_scale_the_planner_says_does_not_fit(tmp_path, monkeypatch, capsys):
+    """analysis/finite_size.py run: one error line naming --scale, exit 2, nothing simulated."""
+    import importlib.util
+
+    monkeypatch.setenv("HPC_BRUNEL_FINITE_SIZE_RUNS", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("fs_script", ROOT / "analysis" / "finite_size.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "machine_memory_mib", lambda: 1000.0)  # the planner says ~6,400 MiB
+    assert script.run(10.0, 1, 2, None, False, [(7.0, 2.0)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --scale 10: the planner predicts" in err and "this machine has 1,000 MiB" in err
+    assert not any((tmp_path / "scale10").glob("g*/run.json"))
