@@ -222,11 +222,12 @@ def table_md(rows: list[Row]) -> str:
              "wall time per point (median) |", "|---|---|---|---|---|---|"]
     for n in ns:
         b, c = ag[n]["band"], ag[n]["control"]
-        walls = sorted(r.wall_s for r in rows if r.n_neurons == n)
-        med = walls[len(walls) // 2] if walls else float("nan")
-        vps = "/".join(str(v) for v in sorted({r.virtual_processes for r in rows if r.n_neurons == n}))
+        walls = []  # per thread count (runs with different threads ran on different machines): median and count
+        for v in sorted({r.virtual_processes for r in rows if r.n_neurons == n}):
+            w = sorted(r.wall_s for r in rows if r.n_neurons == n and r.virtual_processes == v)
+            walls.append(f"{w[len(w) // 2]:,.0f} s ({v} threads, {len(w)} runs)")
         lines.append(f"| {n:,} | {1000 / n:.3g} | {b[0]} of {b[2]} | {b[1]} | {c[0]} of {c[2]} | "
-                     f"{med:.0f} s ({vps} threads) |")
+                     f"{'; '.join(walls)} |")
     lines += ["", "chi_inf(1 ms) / spectral peak [Hz] / label, per point (g, eta) and N:", "",
               "| g | eta | theory | " + " | ".join(f"N = {n:,}" for n in ns) + " |",
               "|---|---|---|" + "---|" * len(ns)]
