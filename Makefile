@@ -99,8 +99,9 @@ theory-table: setup
 	$(PY) analysis/theory_boundaries.py
 
 # the finite-size study: 17 points x N = 12,500 / 50,000 / 125,000 (resumable) -> analysis/finite_size/.
-# Expected time on 2 cores: ~10 min for N = 12,500, ~2 h for 50,000, ~6 h for 125,000 (FS_THREADS=16 on a
-# 16-core node: ~7 min, ~15 min, ~35 min)
+# Expected time on 2 cores: ~16 min for N = 12,500 (measured), ~2 h for 50,000, ~7 h for 125,000 (the planner,
+# `analysis/finite_size.py plan`, corrected by the runs measured: BENCHMARKS.md; FS_THREADS=16 on a 16-core
+# node: ~7 min, ~15 min, ~35 min)
 FS_THREADS ?= 2
 finite-size: setup
 	$(PY) analysis/finite_size.py run --scale 1 --threads $(FS_THREADS)
