@@ -22,9 +22,9 @@ writes the table (finite_size.csv, finite_size.md) and the figure
 (finite_size.png) to analysis/finite_size/.
 
 Cost on 2 cores (2026-11-30, 1 rank x 2 threads): 12,500 neurons ~15-60 s a point
-(SR ~3 min); 50,000 ~6 min a point at 37 Hz; 125,000 > 15 min a point. `make
-finite-size` runs all three N here: about 10 h on 2 cores; on 16 cores about
-1 h (BENCHMARKS.md).
+(SR ~4 min); 50,000 ~6 min a point at 37 Hz; 125,000 a band point 18-34 min. `make
+finite-size` runs all three N here: about 9 h on 2 cores (16 min + ~2 h + ~7 h); on
+16 cores about 1.5 h (BENCHMARKS.md, `plan` for the prediction per point).
 """
 from __future__ import annotations
 
