@@ -25,10 +25,13 @@ tests/simulation/test_continue.py: with a deterministic drive (DC current, no
 Poisson input) a continued run gives the uninterrupted run's spikes exactly; a
 restore of V_m alone does not.
 
-The Poisson drive's random stream cannot be put back where it stopped: every
-segment k >= 1 reseeds NEST with segment_seed(seed, k) after the network is
-built (the connections are drawn before, with the run's seed), and run.json's
-segments say so.
+The Poisson drive's random stream cannot be put back where it stopped: segment
+k >= 1 reseeds NEST with segment_seed(seed, k) in the pre-roll at model time T - D
+(D: the drive's delay), and run.json's segments say so. The events drawn from then
+on are the ones in flight at T, so the continued run is exactly the run without a
+stop reseeded at T - D (tests/simulation/test_continue.py compares every spike with
+such a run, made by calling NEST directly); the connections are drawn before, with
+the run's seed.
 
 Layout (under the run directory):
   checkpoint.json                       the newest complete checkpoint (written last, atomically)
@@ -292,10 +295,13 @@ def load(run_dir: Path, manifest: dict, rank: int) -> RankState:
         raise RunDirError(f"checkpoint file {path}: unreadable ({e})") from None
 
 
-def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, resolution_ms: float) -> float:
+def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, resolution_ms: float,
+            rng_seed: int, drive_delay_ms: float) -> float:
     """Put this rank's neurons into `state` (collective: NEST simulates P ms on every
-    rank). Call after the network is built and NEST reseeded. Returns offset_ms: the
-    run's model time minus NEST's clock from now on."""
+    rank). Call after the network is built. NEST is reseeded with `rng_seed` at
+    pre-roll time T - drive_delay_ms: the Poisson events drawn from then on are the
+    ones in flight at T. Returns offset_ms: the run's model time minus NEST's clock
+    from now on."""
     local = LocalNeurons(nest, neurons)
     if not np.array_equal(local.ids, state.node_ids):
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: it holds {len(state.node_ids)} neurons that are not "
@@ -303,6 +309,9 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
                            "written with")
     offset_ms = state.t_model_ms - p_ms
     n_steps = round(p_ms / resolution_ms)
+    reseed_step = n_steps - round(drive_delay_ms / resolution_ms)  # >= 0: P >= D
+    if reseed_step < 0:
+        raise ValueError(f"pre-roll {p_ms} ms shorter than the drive's delay {drive_delay_ms} ms")
     steps = np.rint((state.window_times_ms - offset_ms) / resolution_ms).astype(np.int64)
     if len(steps) and (steps.min() < 1 or steps.max() > n_steps):
         raise RuntimeError(f"checkpoint of rank {nest.Rank()}: window spikes outside the last {p_ms} ms")
@@ -310,16 +319,22 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
     local.set("V_m", _HELD_DOWN_V_M_MV)
     verbosity = get_verbosity(nest)
     # Run() of single steps: NEST warns at each that the time is not a multiple of the
-    # min delay (RNG draws of several generators could interleave differently; the
-    # pre-roll's Poisson draws are discarded, and P is a whole number of delays).
+    # min delay (the draws of several random generators could interleave differently;
+    # this network has one, the Poisson generator, and P is a whole number of delays).
     set_verbosity(nest, "ERROR")
     try:
-        with nest.RunManager():
-            for k in range(1, n_steps + 1):
-                due = np.unique(state.window_node_ids[steps == k])
-                if len(due):
-                    nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k: stamp offset + k h
-                nest.Run(resolution_ms)
+        # Two blocks of single steps: NEST is reseeded between them (not inside a Prepare/Cleanup context).
+        for first, last in ((1, reseed_step), (reseed_step + 1, n_steps)):
+            if first == reseed_step + 1:
+                nest.SetKernelStatus({"rng_seed": int(rng_seed)})
+            if last < first:
+                continue
+            with nest.RunManager():
+                for k in range(first, last + 1):
+                    due = np.unique(state.window_node_ids[steps == k])
+                    if len(due):
+                        nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k
+                    nest.Run(resolution_ms)
     finally:
         set_verbosity(nest, verbosity)
     local.set("V_m", state.v_m_mv)  # a neuron still refractory is at V_reset in both

@@ -224,11 +224,11 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
                     rec.set(n_events=0)
         t_begin_ms, offset_ms = sim.presim_ms, 0.0
     else:
-        # A new Poisson stream (NEST cannot restore the old one), then the pre-roll.
+        # The pre-roll; a new Poisson stream (NEST cannot restore the old one) from T - D.
         with timer("restore_checkpoint"):
-            nest.SetKernelStatus({"rng_seed": nest_seed})
             offset_ms = checkpoint.restore(nest, all_neurons, net.recorders, seg.state, p_ms=p_ms,
-                                           resolution_ms=sim.resolution_ms)
+                                           resolution_ms=sim.resolution_ms, rng_seed=nest_seed,
+                                           drive_delay_ms=cfg.network.delay_ms)
         t_begin_ms = seg.state.t_model_ms
         recent.add(seg.state.window_node_ids, seg.state.window_times_ms, t_begin_ms)
     mem_phases["init"] = kernel.memory_kib().get("VmRSS", 0)
@@ -510,9 +510,10 @@ def execute(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int,
                 seed = checkpoint.segment_seed(cfg.simulation.rng_seed, seg_index)
                 segment_record.update(
                     index=seg_index, t_start_ms=t_ckpt, until_ms=until, nest_rng_seed=seed, continued_from=manifest,
-                    poisson_stream=(f"new: NEST reseeded with {seed} (from seed {cfg.simulation.rng_seed} and segment "
-                                    f"{seg_index}) after the network was built; NEST cannot restore a Poisson "
-                                    "generator's stream"),
+                    poisson_stream=(f"new from model time {t_ckpt - cfg.network.delay_ms:g} ms (the seam minus the "
+                                    f"drive's delay): NEST reseeded with {seed} (from seed "
+                                    f"{cfg.simulation.rng_seed} and segment {seg_index}) in the pre-roll; NEST "
+                                    "cannot restore a Poisson generator's stream"),
                     previous_status=old.get("status"),
                     lost_ms=max(0.0, float(old.get("t_model_reached_ms") or t_ckpt) - t_ckpt))
                 failures = rundir.read_failures(run_dir)

@@ -5,9 +5,15 @@ Poisson input, V_m(0) drawn per neuron) nothing random happens after the network
 is built, so a run stopped and continued must give the uninterrupted run's spikes
 exactly, across several seams; restoring V_m alone does not (measured while
 building it: 2,823 vs 2,854 spikes, the first difference 0.2 ms after the seam).
-With the Poisson drive the continuation draws a new stream; its statistics are
-compared with an uninterrupted run under a real SLURM time limit in
-tests/cluster/test_slurm.py."""
+With the Poisson drive the continuation draws a new stream from model time T - D
+of each seam T (D: the drive's delay); a run without a stop, reseeded at the same
+times with the same seeds (straight_reseeded.py, NEST called directly), must then
+give its spikes exactly: the Poisson events in flight at T are drawn after T - D, so
+one lost, added or shifted in the restore changes them (as does reseeding anywhere
+else: measured while building it, a reseed at T - P instead of T - D changes 2,429
+of 2,592 spikes in the 30 ms after the seam). Its statistics are compared with an
+uninterrupted run under a real SLURM time limit in tests/cluster/test_slurm.py, and
+the population rate around many seams in tests/simulation/test_seams.py."""
 import json
 import os
 import signal
@@ -18,7 +24,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, SMALL, fault_env, hpc_brunel, needs_nest, wait_for_chunks
+from conftest import ROOT, SMALL, env_for, fault_env, hpc_brunel, launcher_of, needs_nest, wait_for_chunks
 from conftest import rank_file_spikes as spikes
 
 pytestmark = [needs_nest, pytest.mark.mpi]
@@ -60,6 +66,48 @@ def test_dc_driven_run_continued_twice_gives_the_uninterrupted_spikes(tmp_path):
     # the analysis sees one run from 0 to 300 ms
     out = hpc_brunel("analyze", cont, "--no-plots", check=True)
     assert "300" in out.stdout
+
+
+def straight_reseeded_spikes(run_dir, tmp_path, ranks: int, threads: int) -> np.ndarray:
+    """Every (node id, time in us) of straight_reseeded.py's run for `run_dir`, sorted by id, then
+    time (2 x n)."""
+    from hpc_brunel.simulation.parallel import mpirun_argv
+
+    cmd, extra = mpirun_argv(ranks, threads, [sys.executable, str(ROOT / "tests/simulation/straight_reseeded.py"),
+                                              str(run_dir), str(tmp_path / "ref")], mpirun=launcher_of(sys.executable))
+    p = subprocess.run(cmd, cwd=ROOT, env={**env_for(sys.executable, None), **extra}, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ref = np.concatenate([np.load(tmp_path / f"ref_{r}.npy") for r in range(ranks)], axis=1)
+    ids, t_us = ref[0].astype(np.int64), np.rint(ref[1] * 1000).astype(np.int64)
+    order = np.lexsort((t_us, ids))  # as conftest.rank_file_spikes: by id, then time
+    return np.stack([ids[order], t_us[order]])
+
+
+@pytest.mark.parametrize("ranks,threads", [(2, 1), (1, 2)])
+def test_poisson_driven_run_continued_twice_gives_the_straight_run_reseeded_at_its_seams(tmp_path, ranks, threads):
+    cont = tmp_path / "cont"
+    args = [*SMALL, "--set", "simulation.chunk_ms=50", "--no-analyze"]
+    hpc_brunel("run", *args, "--t-sim-ms", "130", "--run-dir", cont, ranks=ranks, threads=threads, check=True)
+    hpc_brunel("run", "--continue", cont, "--until-ms", "217.3", "--no-analyze", ranks=ranks, threads=threads,
+               check=True)
+    hpc_brunel("run", "--continue", cont, "--t-sim-ms", "82.7", "--no-analyze", ranks=ranks, threads=threads,
+               check=True)
+    rec = record(cont)
+    assert rec["seams_ms"] == [130.0, 217.3] and rec["t_model_reached_ms"] == 300.0
+    assert rec["config"]["network"]["eta"] > 0  # the Poisson drive is on
+    a, b = spikes(cont), straight_reseeded_spikes(cont, tmp_path, ranks, threads)
+    assert a.shape[1] > 10000
+    for seam_us in (130_000, 217_300):  # spikes on both sides of each seam, within a delay of it
+        assert np.count_nonzero((a[1] > seam_us - 1500) & (a[1] <= seam_us)) > 50
+        assert np.count_nonzero((a[1] > seam_us) & (a[1] <= seam_us + 1500)) > 50
+    if a.shape != b.shape or not np.array_equal(a, b):
+        n = min(a.shape[1], b.shape[1])
+        diff = np.nonzero(np.any(a[:, :n] != b[:, :n], axis=0))[0]
+        first = int(diff[0]) if len(diff) else n
+        raise AssertionError(f"continued run {a.shape[1]} spikes, straight run reseeded at the seams {b.shape[1]}; "
+                             f"first difference at {first}: {a[:, first:first + 3].T.tolist()} vs "
+                             f"{b[:, first:first + 3].T.tolist()}")
 
 
 def test_a_different_vp_count_or_conflicting_options_are_refused(tmp_path):
