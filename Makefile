@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 BENCH_ANALYZE_ARGS ?=
 BENCH_GATHER_ARGS ?=
 
-.PHONY: setup run test test-fast test-compat scale-strong scale-weak sweep validate-regimes theory-table finite-size validate-delays bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint clean
+.PHONY: setup run test test-fast test-compat scale-strong scale-weak sweep validate-regimes theory-table finite-size validate-delays bench bench-synapse bench-analyze bench-gather bench-size bench-memory bench-checkpoint bench-seams clean
 
 setup:
 	@MPI=$(MPI) VENV=$(VENV) bash tools/setup-env.sh
@@ -85,6 +85,11 @@ bench-size: setup
 # checkpoints and continuing: cost at 12,500 and 125,000 neurons, and the seam against an uninterrupted run (~10 min)
 bench-checkpoint: setup
 	$(PY) scaling/bench_checkpoint.py --out scaling/results/checkpoint $(BENCH_CHECKPOINT_ARGS)
+
+# the population rate around 24 seams of a continued full-size run vs control times, and fake seams on an
+# uninterrupted run (~3 min on 2 cores); BENCH_SEAMS_ARGS e.g. "--old-tree /tmp/before" to compare another checkout
+bench-seams: setup
+	$(PY) scaling/bench_seams.py --out scaling/results/seams $(BENCH_SEAMS_ARGS)
 
 # memory per phase: hand-written script vs hpc_brunel run on the same NEST build, 1x2 and 2x1
 bench-memory: setup

@@ -13,7 +13,7 @@ one lost, added or shifted in the restore changes them (as does reseeding anywhe
 else: measured while building it, a reseed at T - P instead of T - D changes 2,429
 of 2,592 spikes in the 30 ms after the seam). Its statistics are compared with an
 uninterrupted run under a real SLURM time limit in tests/cluster/test_slurm.py, and
-the population rate around many seams in tests/simulation/test_seams.py."""
+the population rate around many seams in tests/simulation/test_seam_locked.py."""
 import json
 import os
 import signal
