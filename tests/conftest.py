@@ -269,3 +269,21 @@ def wait_for_chunks(run_dir, n_chunks, ranks, timeout=120):
             pass
         time.sleep(0.2)
     raise TimeoutError(f"rank files of {run_dir} did not reach {n_chunks} chunks")
+
+
+def straight_reseeded_spikes(run_dir, tmp_path, ranks: int, threads: int) -> np.ndarray:
+    """Every (node id, time in us) of straight_reseeded.py's run for `run_dir`, sorted by id, then
+    time (2 x n)."""
+    import numpy as np
+
+    from hpc_brunel.simulation.parallel import mpirun_argv
+
+    cmd, extra = mpirun_argv(ranks, threads, [sys.executable, str(ROOT / "tests/simulation/straight_reseeded.py"),
+                                              str(run_dir), str(tmp_path / "ref")], mpirun=launcher_of(sys.executable))
+    p = subprocess.run(cmd, cwd=ROOT, env={**env_for(sys.executable, None), **extra}, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ref = np.concatenate([np.load(tmp_path / f"ref_{r}.npy") for r in range(ranks)], axis=1)
+    ids, t_us = ref[0].astype(np.int64), np.rint(ref[1] * 1000).astype(np.int64)
+    order = np.lexsort((t_us, ids))  # as conftest.rank_file_spikes: by id, then time
+    return np.stack([ids[order], t_us[order]])

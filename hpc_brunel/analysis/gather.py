@@ -41,13 +41,33 @@ SONATA_MAGIC = 0x0A7A
 
 GATHER_MAX_OPEN_ENV = "HPC_BRUNEL_GATHER_MAX_OPEN"
 DEFAULT_MAX_OPEN_FILES = 64
+#: File descriptors left to the rest of the process when the default follows the
+#: soft limit on open files (stdio, Python's and HDF5's own, the output and a temporary
+#: file): with `ulimit -n 64`, 64 rank files could not all be open (measured: errno 24
+#: at the 61st of 64 real rank files).
+RESERVED_FILE_DESCRIPTORS = 16
 MERGE_BLOCK_SPIKES = 1 << 20  # spikes merged and written at once (~80 MiB with sort keys, order and copies)
 
 
+def _open_files_allowed() -> int:
+    """The soft limit on open files minus RESERVED_FILE_DESCRIPTORS (at least 2; 64 without a limit)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return DEFAULT_MAX_OPEN_FILES
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return DEFAULT_MAX_OPEN_FILES
+    return max(2, int(soft) - RESERVED_FILE_DESCRIPTORS)
+
+
 def _max_open_files(max_open_files: int | None) -> int:
+    """The rank files open at once: as asked, else HPC_BRUNEL_GATHER_MAX_OPEN, else 64 or
+    what the soft limit on open files leaves after RESERVED_FILE_DESCRIPTORS."""
     if max_open_files is None:
         env = os.environ.get(GATHER_MAX_OPEN_ENV)
-        max_open_files = int(env) if env else DEFAULT_MAX_OPEN_FILES
+        max_open_files = int(env) if env else min(DEFAULT_MAX_OPEN_FILES, _open_files_allowed())
     if max_open_files < 2:
         raise ValueError(f"max_open_files = {max_open_files}: need at least 2")
     return int(max_open_files)
@@ -206,7 +226,8 @@ def gather(run_dir: Path, *, partial: bool = False, max_open_files: int | None =
         Merge up to the last model time all ranks flushed, for an unfinished run.
     max_open_files : int, optional
         At most this many spike files are open for reading at once (plus the one
-        being written); default: env HPC_BRUNEL_GATHER_MAX_OPEN, else 64. With more
+        being written); default: env HPC_BRUNEL_GATHER_MAX_OPEN, else 64, or fewer
+        where the soft limit on open files (`ulimit -n`) leaves less. With more
         ranks, batches of that many rank files are first merged into temporary
         files in the run directory (removed afterwards), which are merged in turn.
     block_spikes : int

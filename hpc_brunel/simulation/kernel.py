@@ -293,6 +293,19 @@ def accumulate_timers(total: dict[str, float], nest) -> dict[str, float]:
     return total
 
 
+def spike_exchange_status(nest) -> dict:
+    """NEST's MPI spike exchange on this rank: the send buffer's size (SpikeData entries,
+    8 bytes each in NEST 3, for all ranks together: MPI_Alltoall sends buffer / ranks to
+    each), whether spikes are compressed (one entry per spike and target rank), and the
+    largest number of spikes one rank sent to another in an exchange that made NEST
+    resize its buffers (its resize log; None when it never resized)."""
+    status = nest.GetKernelStatus(["buffer_size_spike_data", "use_compressed_spikes", "spike_buffer_resize_log"])
+    log_ = status[2] if isinstance(status[2], dict) else {}
+    sent = [float(x) for x in log_.get("global_max_spikes_sent", [])]
+    return {"buffer_size_spike_data": int(status[0]), "use_compressed_spikes": bool(status[1]),
+            "resize_max_spikes_sent": max(sent) if sent else None}
+
+
 def release_freed_memory() -> bool:
     """Give memory the process has freed back to the system (glibc's malloc_trim(0);
     NEST's connections are many small blocks, which free() keeps in the heap). False

@@ -208,10 +208,6 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
     local_neurons = network.local_neuron_count(nest, net)
     local_synapses = int(nest.GetKernelStatus("num_connections"))
     all_neurons = net.neurons["excitatory"] + net.neurons["inhibitory"]
-    connections_hash = None
-    if seg.hash_connections:
-        with timer("hash_connections"):
-            connections_hash = checkpoint.connections_sha256(nest, all_neurons)
     p_ms = checkpoint.preroll_ms(cfg)
     recent = checkpoint.RecentSpikes(p_ms)
     nest_seed = checkpoint.segment_seed(sim.rng_seed, seg.index)
@@ -331,6 +327,10 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
             if stop_here:
                 break
 
+    connections_hash = None
+    if seg.hash_connections:  # after the last Simulate (checkpoint.connections_sha256)
+        with timer("hash_connections"):
+            connections_hash = checkpoint.connections_sha256(nest, all_neurons)
     summary = {
         "status": status,
         "segment": seg.index,
@@ -344,6 +344,7 @@ def simulate(cfg: RunConfig, run_dir: Path, par: Parallel, nest, *, threads: int
         "spikes": writer.spike_counts,
         "n_events": n_events,
         "nest_timers_s": timers,
+        "spike_exchange": kernel.spike_exchange_status(nest),
         "startup_s": startup_s,
         "python_phases_s": timer.times_s,
         "simulate_parts_s": parts,

@@ -24,7 +24,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, SMALL, env_for, fault_env, hpc_brunel, launcher_of, needs_nest, wait_for_chunks
+from conftest import ROOT, SMALL, fault_env, hpc_brunel, needs_nest, straight_reseeded_spikes, wait_for_chunks
 from conftest import rank_file_spikes as spikes
 
 pytestmark = [needs_nest, pytest.mark.mpi]
@@ -66,22 +66,6 @@ def test_dc_driven_run_continued_twice_gives_the_uninterrupted_spikes(tmp_path):
     # the analysis sees one run from 0 to 300 ms
     out = hpc_brunel("analyze", cont, "--no-plots", check=True)
     assert "300" in out.stdout
-
-
-def straight_reseeded_spikes(run_dir, tmp_path, ranks: int, threads: int) -> np.ndarray:
-    """Every (node id, time in us) of straight_reseeded.py's run for `run_dir`, sorted by id, then
-    time (2 x n)."""
-    from hpc_brunel.simulation.parallel import mpirun_argv
-
-    cmd, extra = mpirun_argv(ranks, threads, [sys.executable, str(ROOT / "tests/simulation/straight_reseeded.py"),
-                                              str(run_dir), str(tmp_path / "ref")], mpirun=launcher_of(sys.executable))
-    p = subprocess.run(cmd, cwd=ROOT, env={**env_for(sys.executable, None), **extra}, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    ref = np.concatenate([np.load(tmp_path / f"ref_{r}.npy") for r in range(ranks)], axis=1)
-    ids, t_us = ref[0].astype(np.int64), np.rint(ref[1] * 1000).astype(np.int64)
-    order = np.lexsort((t_us, ids))  # as conftest.rank_file_spikes: by id, then time
-    return np.stack([ids[order], t_us[order]])
 
 
 @pytest.mark.parametrize("ranks,threads", [(2, 1), (1, 2)])
