@@ -42,7 +42,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +61,14 @@ SPIKE_DATA_BYTES = 8  # NEST 3's SpikeData
 STATS = ("rate_hz", "cv_isi", "chi_inf")
 
 
-def run_point(ranks: int, threads: int, run_dir: Path, args) -> float:
-    """Run one decomposition (and its analysis); returns the wall time of the run [s].
-    With --reuse, a complete analysed run of the same seed and length is kept (wall time
-    from its run.json)."""
+def run_point(ranks: int, threads: int, run_dir: Path, args) -> None:
+    """Run one decomposition (and its analysis). With --reuse, a complete analysed run of
+    the same seed and length is kept."""
     if args.reuse and (run_dir / "analysis.json").exists():
         rec = json.loads((run_dir / "run.json").read_text())
         if (rec.get("status") == "complete" and rec["config"]["simulation"]["rng_seed"] == args.seed
                 and rec["config"]["simulation"]["t_sim_ms"] == args.t_sim_ms):
-            return float(rec.get("wall_time_s") or float("nan"))
+            return
     run_args = ["run", "--no-analyze", "--overwrite", "--run-dir", str(run_dir), "--threads", str(threads),
                 "--seed", str(args.seed), "--t-sim-ms", str(args.t_sim_ms), "--allow-oversubscribe",
                 "--set", f"network.n_excitatory={int(round(0.8 * args.neurons))}",
@@ -79,19 +77,16 @@ def run_point(ranks: int, threads: int, run_dir: Path, args) -> float:
         run_args += ["--lean"]
     cmd, env = mpirun_argv(ranks, threads, [sys.executable, "-m", "hpc_brunel", *run_args])
     log = run_dir.parent / f"{run_dir.name}.log"
-    t0 = time.perf_counter()
     with open(log, "w") as f:
         p = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{ranks}x{threads} failed (exit {p.returncode}): see {log}")
     with open(log, "a") as f:
         subprocess.run([sys.executable, "-m", "hpc_brunel", "analyze", str(run_dir), "--no-plots"], cwd=ROOT,
                        stdout=f, stderr=subprocess.STDOUT, check=True)
-    return wall
 
 
-def measure(ranks: int, threads: int, run_dir: Path, wall_s: float, args) -> dict:
+def measure(ranks: int, threads: int, run_dir: Path, args) -> dict:
     """One row: spikes digest and statistics, memory, work and exchange volume."""
     rec = json.loads((run_dir / "run.json").read_text())
     metas = []
@@ -101,7 +96,8 @@ def measure(ranks: int, threads: int, run_dir: Path, wall_s: float, args) -> dic
     run = load_run(run_dir)
     digest = hashlib.sha256()
     row = {"ranks": ranks, "threads": threads, "vps": ranks * threads, "neurons": args.neurons,
-           "oversubscribed": ranks * threads > (os.cpu_count() or 1), "wall_s": round(wall_s, 1),
+           "oversubscribed": ranks * threads > (os.cpu_count() or 1),
+           "wall_s": round(float(rec.get("wall_time_s") or float("nan")), 1),  # the run's own (run.json)
            # the planner's columns (studies/plan.py read_table)
            "synapse_model": rec["config"]["network"]["synapse_model"], "threads_per_rank": threads,
            "t_sim_ms": args.t_sim_ms, "synapses": rec["synapses_total"],
@@ -122,6 +118,7 @@ def measure(ranks: int, threads: int, run_dir: Path, wall_s: float, args) -> dic
             row[f"{name[0]}_{s}"] = float(np.mean(v))
             row[f"{name[0]}_{s}_se"] = float(np.std(v, ddof=1) / np.sqrt(len(v)))
     row["spikes"] = sum(rec["spikes"].values())
+    row["date"] = str(rec.get("started", ""))[:16]
     row["spikes_sha256"] = digest.hexdigest()[:16]
     ana = json.loads((run_dir / "analysis.json").read_text())
     row["regime"] = ana.get("regime", {}).get("label", "") if isinstance(ana.get("regime"), dict) else ana.get(
@@ -202,8 +199,8 @@ def main() -> None:
     for item in args.decompositions.split(","):
         ranks, threads = (int(x) for x in item.split("x"))
         run_dir = args.out / "runs" / f"{ranks}x{threads}"
-        wall = run_point(ranks, threads, run_dir, args)
-        row = measure(ranks, threads, run_dir, wall, args)
+        run_point(ranks, threads, run_dir, args)
+        row = measure(ranks, threads, run_dir, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
         with open(csv_path, "w", newline="") as f:
@@ -215,7 +212,8 @@ def main() -> None:
     for k in range(1, args.seeds + 1):
         seed_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k})
         run_dir = args.out / "runs" / f"{r0}x{t0}-seed{args.seed + k}"
-        seeds.append(measure(r0, t0, run_dir, run_point(r0, t0, run_dir, seed_args), seed_args))
+        run_point(r0, t0, run_dir, seed_args)
+        seeds.append(measure(r0, t0, run_dir, seed_args))
         print(json.dumps(seeds[-1]), flush=True)
     if args.seeds:
         with open(args.out / "seeds.csv", "w", newline="") as f:
@@ -225,10 +223,12 @@ def main() -> None:
     from hpc_brunel.simulation.parallel import mpi_library
 
     md = [f"{args.neurons:,} neurons, {args.t_sim_ms:g} ms, seed {args.seed}{', lean' if args.lean else ''}; "
-          f"{mpi_library()}; {os.cpu_count()} cores; * oversubscribed (wall time meaningless)", "",
+          f"{mpi_library()}; {os.cpu_count()} cores; runs started {min(r['date'] for r in rows)} .. "
+          f"{max(r['date'] for r in rows)}; "
+          "* oversubscribed (wall time meaningless)", "",
           "| ranks x threads | VPs | spikes | sha256[:16] | E rate Hz | E CV | E chi_inf | regime | VmHWM/rank max MiB "
           "| sum MiB | update+deliver CPU s per model s (all VPs) | send buffer B/rank/exchange | payload B/rank/exchange "
-          "| wall s |", "|" + "---|" * 14]
+          "| run's wall s |", "|" + "---|" * 14]
     for r in rows:
         md.append(f"| {r['ranks']}x{r['threads']}{'*' if r['oversubscribed'] else ''} | {r['vps']} | {r['spikes']:,} "
                   f"| {r['spikes_sha256']} | {r['e_rate_hz']:.2f} ± {r['e_rate_hz_se']:.2f} | {r['e_cv_isi']:.3f} | "
