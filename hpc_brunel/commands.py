@@ -440,10 +440,10 @@ def cmd_plan(args) -> int:
     comm = plan.Communication(latency_s=args.latency_us * 1e-6, bandwidth_b_per_s=args.bandwidth_gbs * 1e9,
                               delay_ms=args.delay_ms)
     try:
-        models = plan.load_models(tables, communication=comm)
+        models = plan.load_models(tables if args.table else None, communication=comm)
     except (KeyError, ValueError) as e:
         raise ConfigError(f"--table {' '.join(map(str, tables))}: not a table of measured runs ({e})") from None
-    table = ", ".join(map(str, tables))
+    table = ", ".join(map(str, tables)) + ("" if args.table else f"; memory: {plan.RANKS_TABLE}")
     wanted = LEAN_SYNAPSE_MODEL if args.lean else DEFAULT_SYNAPSE_MODEL
     first = wanted if wanted in models else next(iter(models))
     if wanted not in models:

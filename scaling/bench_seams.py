@@ -83,7 +83,7 @@ def main() -> None:
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     t_end = args.first_ms + args.seams * args.segment_ms
     variants = ([("before", args.old_tree.resolve())] if args.old_tree else []) + [("after", ROOT)]
-    results, rows = {}, []
+    results = {}
     for name, tree in variants:
         chain(tree, args.out / f"continued-{name}", args)
         times, n, seams = all_spike_times_ms(args.out / f"continued-{name}")
@@ -114,7 +114,8 @@ def main() -> None:
     for name, r in results.items():
         md.append(f"| {name} | {r.n_seams} | {r.n_control} | {r.max_abs_z:.2f} | {r.at_ms:g} | {r.z[8]:+.2f} |")
     md += ["", f"Fake seams on the uninterrupted run, {args.null_sets} sets: max abs(z) median "
-           f"{np.median(null_max):.2f}, 90th percentile {np.quantile(null_max, 0.9):.2f}, largest {null_max.max():.2f}."]
+           f"{np.median(null_max):.2f}, 90th percentile {np.quantile(null_max, 0.9):.2f}, "
+           f"largest {null_max.max():.2f}."]
     (args.out / "seams.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     plot(results, null_max, args.out / "seam_locked.png")

@@ -172,7 +172,8 @@ def compare(rows: list[dict], seeds: list[dict]) -> list[str]:
                 ens = np.array([r[f"{pop}_{s}"] for r in seeds])
                 z = np.abs(v - ens.mean()) / ens.std(ddof=1)
                 text += (f"; each VP count as one more realisation of the {len(ens)} seeds at "
-                         f"{seeds[0]['ranks']}x{seeds[0]['threads']} (mean {ens.mean():.4g}, sd {ens.std(ddof=1):.3g}): "
+                         f"{seeds[0]['ranks']}x{seeds[0]['threads']} (mean {ens.mean():.4g}, "
+                         f"sd {ens.std(ddof=1):.3g}): "
                          f"{int(np.sum(z <= 2))} of {len(z)} within 2 sd, largest {z.max():.1f} sd")
             lines.append(text)
     lines.append(f"regime: {', '.join(sorted({r['regime'] for r in rows}))}")
@@ -227,7 +228,8 @@ def main() -> None:
           f"{max(r['date'] for r in rows)}; "
           "* oversubscribed (wall time meaningless)", "",
           "| ranks x threads | VPs | spikes | sha256[:16] | E rate Hz | E CV | E chi_inf | regime | VmHWM/rank max MiB "
-          "| sum MiB | update+deliver CPU s per model s (all VPs) | send buffer B/rank/exchange | payload B/rank/exchange "
+          "| sum MiB | update+deliver CPU s per model s (all VPs) | send buffer B/rank/exchange "
+          "| payload B/rank/exchange "
           "| run's wall s |", "|" + "---|" * 14]
     for r in rows:
         md.append(f"| {r['ranks']}x{r['threads']}{'*' if r['oversubscribed'] else ''} | {r['vps']} | {r['spikes']:,} "

@@ -8,9 +8,13 @@ of measured runs - the shipped hpc_brunel/data/network_size.csv made by
 results.csv of `hpc_brunel scale weak` run there):
 
   peak memory per rank [MiB] = M0 + a * synapses on the rank + b * neurons in the network
+                                + c * log2(ranks)
       NEST stores a connection on the rank of its target neuron (a), and every
       rank keeps per-neuron structures for the whole network (b); M0 is Python,
-      NEST and the libraries.
+      NEST and the libraries; c is what grows with the number of ranks (MPI's and
+      NEST's per-peer buffers). For the synapse models of the shipped ranks table
+      (hpc_brunel/data/ranks.csv, scaling/ladder.py: 1-64 ranks, 12,500-50,000
+      neurons, 2026-12-07) the memory model is fitted there, with c; elsewhere c = 0.
   simulate time per model second [s] = c * (E / VPs) ** p  +  communication
       E is the number of spike deliveries per model second (N * rate * (C_E + C_I));
       p > 1 because the delivery of a bigger network per VP misses the caches
@@ -37,6 +41,7 @@ measured range of a model (neurons, ranks, threads, virtual processes) say so.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +51,11 @@ import numpy as np
 from hpc_brunel.config import DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "network_size.csv"  # package data
+# Memory over 1-64 ranks (scaling/ladder.py, threads = 1, Open MPI): the memory model of its synapse models.
+RANKS_TABLE = Path(__file__).resolve().parents[1] / "data" / "ranks.csv"
+# Its calibration rows (neurons, ranks); the others (12,500 at 8, 32, 48; 25,000 at 16; 50,000 at 8) validate.
+RANKS_CALIBRATION = ((12500, 1), (12500, 2), (12500, 4), (12500, 16), (12500, 64), (25000, 4), (25000, 64),
+                     (50000, 2), (50000, 32))
 # Calibration rows of the shipped table, per synapse model: (neurons, ranks, threads); the rest validate.
 CALIBRATION = ((12500, 2, 1), (50000, 2, 1), (12500, 1, 1))
 # The synapse model of a table without a synapse_model column (tables made before it existed).
@@ -149,6 +159,10 @@ class Model:
         The measured range: {"neurons"|"ranks"|"threads"|"vps": (min, max)} over the table's rows.
     communication : Communication
         The communication term added beyond the measured rank counts.
+    mib_per_log2_rank : float
+        MiB per doubling of the ranks (c; 0 where memory was measured on 1-2 ranks only).
+    memory_ranges : dict
+        The measured range of the memory model, like `ranges` (default: `ranges`).
     """
 
     m0_mib: float
@@ -160,12 +174,15 @@ class Model:
     synapse_model: str = UNNAMED_MODEL
     ranges: dict = field(default_factory=dict, compare=False)
     communication: Communication = field(default_factory=Communication, compare=False)
+    mib_per_log2_rank: float = 0.0
+    memory_ranges: dict = field(default_factory=dict, compare=False)
 
     def peak_rss_per_rank_mib(self, neurons: int, ranks: int, synapses: int | None = None) -> float:
         """Predicted peak memory of one rank, MiB, for `neurons` on `ranks` ranks
         (synapses: default neurons x (indegree + 2), the recording devices' included)."""
         syn = synapses if synapses is not None else neurons * (self.indegree + 2)
-        return self.m0_mib + self.mib_per_synapse_on_rank * syn / ranks + self.mib_per_neuron_in_network * neurons
+        return (self.m0_mib + self.mib_per_synapse_on_rank * syn / ranks + self.mib_per_neuron_in_network * neurons
+                + self.mib_per_log2_rank * math.log2(ranks))
 
     def compute_s_per_model_s(self, neurons: int, vps: int, rate_hz: float, indegree: int | None = None) -> float:
         """The fitted part: update and delivery of `neurons` firing at rate_hz on `vps` VPs, s per model second."""
@@ -190,15 +207,26 @@ class Model:
         return t + (self.extra_communication_s_per_model_s(neurons, ranks, rate_hz, indegree) if ranks else 0.0)
 
     def outside_range(self, *, neurons: int, ranks: int, threads: int) -> list[str]:
-        """What of (neurons, ranks, threads, VPs) lies outside the measured range, one phrase each."""
-        out = []
-        for name, value in (("neurons", neurons), ("ranks", ranks), ("threads", threads), ("vps", ranks * threads)):
-            lo, hi = self.ranges.get(name, (value, value))
-            if value > hi:
-                out.append(f"{name} {value:,} > {hi:,}")
-            elif value < lo:
-                out.append(f"{name} {value:,} < {lo:,}")
-        return out
+        """What of (neurons, ranks, threads, VPs) lies outside the time model's measured range, one phrase each."""
+        return _outside(self.ranges, (("neurons", neurons), ("ranks", ranks), ("threads", threads),
+                                      ("vps", ranks * threads)))
+
+    def memory_outside_range(self, *, neurons: int, ranks: int) -> list[str]:
+        """What of (neurons, ranks) lies outside the memory model's measured range (threads share their
+        rank's memory: measured 4 x 4 237 MiB vs 4 x 1 242, 16 x 4 122 vs 16 x 1 121)."""
+        return _outside(self.memory_ranges or self.ranges, (("neurons", neurons), ("ranks", ranks)))
+
+
+def _outside(ranges: dict, values) -> list[str]:
+    """One phrase per (name, value) outside its (min, max) in `ranges`."""
+    out = []
+    for name, value in values:
+        lo, hi = ranges.get(name, (value, value))
+        if value > hi:
+            out.append(f"{name} {value:,} > {hi:,}")
+        elif value < lo:
+            out.append(f"{name} {value:,} < {lo:,}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -222,7 +250,9 @@ class Prediction:
     synapse_model : str
         The network's synapse model the prediction is for.
     outside_range : tuple of str
-        What lies outside the measured range (empty: an interpolation).
+        What lies outside the time model's measured range (empty: an interpolation).
+    memory_outside_range : tuple of str
+        What lies outside the memory model's measured range.
     """
 
     neurons: int
@@ -236,12 +266,19 @@ class Prediction:
     communication_s_per_model_s: float = 0.0
     synapse_model: str = UNNAMED_MODEL
     outside_range: tuple = ()
+    memory_outside_range: tuple = ()
 
     def range_note(self) -> str:
-        """'' inside the measured range, else the phrase that flags an extrapolation."""
-        if not self.outside_range:
-            return ""
-        return f" [EXTRAPOLATED: outside the measured range: {', '.join(self.outside_range)}]"
+        """'' inside the time model's measured range, else the phrase that flags an extrapolation."""
+        return _note(self.outside_range)
+
+    def memory_range_note(self) -> str:
+        """'' inside the memory model's measured range, else the phrase that flags an extrapolation."""
+        return _note(self.memory_outside_range)
+
+
+def _note(outside: tuple) -> str:
+    return f" [EXTRAPOLATED: outside the measured range: {', '.join(outside)}]" if outside else ""
 
 
 def seconds(x: float) -> str:
@@ -337,6 +374,31 @@ def fit(points: list[Point], indegree: int = 1250, ranges: dict | None = None,
                  points[0].synapse_model, ranges or measured_ranges(points), communication or Communication())
 
 
+def fit_memory(model: Model, points: list[Point], ranges: dict | None = None) -> Model:
+    """`model` with its memory model fitted to `points` (with several rank counts): linear least
+    squares in (1, synapses per rank, neurons, log2 ranks); the time model is kept.
+
+    Parameters
+    ----------
+    model : Model
+        The model whose memory terms are replaced.
+    points : list of Point
+        Measured runs with at least three rank counts and two network sizes.
+    ranges : dict, optional
+        The memory model's measured range (default: that of `points`).
+
+    Returns
+    -------
+    Model
+    """
+    a = np.array([[1.0, p.synapses / p.ranks, p.neurons, math.log2(p.ranks)] for p in points])
+    y = np.array([p.peak_rss_per_rank_mib for p in points])
+    (m0, k_syn, k_neuron, k_rank), *_ = np.linalg.lstsq(a, y, rcond=None)
+    return dataclasses.replace(model, m0_mib=float(m0), mib_per_synapse_on_rank=float(k_syn),
+                               mib_per_neuron_in_network=float(k_neuron), mib_per_log2_rank=float(k_rank),
+                               memory_ranges=ranges or measured_ranges(points))
+
+
 def split(points: list[Point], calibration=CALIBRATION) -> tuple[list[Point], list[Point]]:
     """(points whose (neurons, ranks, threads) is in `calibration`, the others) - fit and validation rows."""
     cal = [p for p in points if (p.neurons, p.ranks, p.threads) in calibration]
@@ -383,7 +445,8 @@ def predict(model: Model, *, neurons: int, ranks: int, threads: int, rate_hz: fl
     comm = model.extra_communication_s_per_model_s(neurons, ranks, rate_hz, indegree)
     sim = model.compute_s_per_model_s(neurons, ranks * threads, rate_hz, indegree) + comm
     return Prediction(neurons, ranks, threads, synapses, rate_hz, mem, mem * ranks, sim, comm, model.synapse_model,
-                      tuple(model.outside_range(neurons=neurons, ranks=ranks, threads=threads)))
+                      tuple(model.outside_range(neurons=neurons, ranks=ranks, threads=threads)),
+                      tuple(model.memory_outside_range(neurons=neurons, ranks=ranks)))
 
 
 def slurm_mem_mib(extra_sbatch: list[str], cpus_per_node: int) -> float | None:
@@ -410,8 +473,10 @@ def load_models(table: Path | list[Path] | None = None, communication: Communica
     ----------
     table : pathlib.Path or list of pathlib.Path, optional
         A network_size.csv or a scaling series' results.csv (or its directory), or
-        several fitted together; default: the table shipped with the package
-        (hpc_brunel/data/network_size.csv).
+        several fitted together; default: the tables shipped with the package
+        (hpc_brunel/data/network_size.csv; for the synapse models of
+        hpc_brunel/data/ranks.csv, the memory model is fitted there, on its
+        RANKS_CALIBRATION rows, with the term in log2(ranks)).
         A synapse model with fewer than three of the CALIBRATION rows (another
         machine's table) is fitted on all its rows, with no validation.
     communication : Communication, optional
@@ -419,10 +484,12 @@ def load_models(table: Path | list[Path] | None = None, communication: Communica
 
     Returns
     -------
-    dict of str to (Model, list of (Point, float, float))
+    dict of str to (Model, list of (Point, float or None, float or None))
         Per synapse model, in the table's order: the model and, per validation row,
         the relative error of the memory and of the time prediction (prediction /
-        measured - 1).
+        measured - 1); None where the row does not validate that model (memory of
+        the network_size rows when ranks.csv has the memory model; time of the
+        oversubscribed ranks rows).
 
     Raises
     ------
@@ -439,6 +506,19 @@ def load_models(table: Path | list[Path] | None = None, communication: Communica
             cal, val = rows, []
         model = fit(cal, ranges=measured_ranges(rows), communication=communication)
         out[name] = (model, validation_errors(model, val))
+    if table is None and RANKS_TABLE.exists():
+        ranks_points = read_table(RANKS_TABLE)
+        for name, (model, errors) in out.items():
+            rows = [p for p in ranks_points if p.synapse_model == name]
+            if not rows:
+                continue
+            cal = [p for p in rows if (p.neurons, p.ranks) in RANKS_CALIBRATION]
+            model = fit_memory(model, cal, measured_ranges(rows))
+            # memory from the ranks table (the network_size rows' memory is not what it was fitted to;
+            # their times still validate the time model), time errors where the run was not oversubscribed
+            errors = [(p, None, e_sim) for p, _, e_sim in validation_errors(model, [p for p, _, _ in errors])]
+            errors += [(p, e_mem, None) for p, e_mem, _ in validation_errors(model, [p for p in rows if p not in cal])]
+            out[name] = (model, errors)
     return out
 
 
@@ -510,8 +590,8 @@ def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task:
         return lines
     p = on(models[own][0], nodes)
     lines[0] += (f", {own}: predicted peak memory {p.peak_rss_per_rank_mib / 1024:.2f} GiB per rank, "
-                 f"{gib_per_node(p):.2f} GiB per node; simulate ~{seconds(p.simulate_s_per_model_s)} s per model "
-                 f"second" + p.range_note())
+                 f"{gib_per_node(p):.2f} GiB per node{p.memory_range_note()}; simulate "
+                 f"~{seconds(p.simulate_s_per_model_s)} s per model second" + p.range_note())
     others = {name: on(m, nodes) for name, (m, _) in models.items() if name != own}
     if others:
         lines.append("plan: other synapse models: " + "; ".join(
@@ -534,8 +614,8 @@ def allocation_warnings(cfg, *, nodes: int, ntasks_per_node: int, cpus_per_task:
 def report(p: Prediction, model: Model, errors: list[tuple[Point, float, float]], table: Path,
            others: dict[str, Prediction] | None = None, mem_per_node_mib: float | None = None,
            ranks_per_node: int | None = None) -> list[str]:
-    """The lines `python -m hpc_brunel plan` prints: the prediction `p` (flagged when
-    outside the measured range), the fitted `model` (from `table`) and its errors on
+    """The lines `python -m hpc_brunel plan` prints: the prediction `p` (memory and time each
+    flagged when outside their model's measured range), the fitted `model` (from `table`) and its errors on
     the measured points it was not fitted to; then the table's other synapse models
     (`others`), and with `mem_per_node_mib` which of them fit in that much memory per
     node with `ranks_per_node` ranks on a node."""
@@ -544,21 +624,25 @@ def report(p: Prediction, model: Model, errors: list[tuple[Point, float, float]]
     lines = [f"{p.neurons:,} neurons ({p.synapses:,} synapses) on {p.ranks} rank(s) x {p.threads} thread(s), "
              f"rate {p.rate_hz:g} Hz, {labelled(p.synapse_model)}:",
              f"  peak memory   {p.peak_rss_per_rank_mib:,.0f} MiB per rank, {p.peak_rss_total_mib:,.0f} MiB in all"
-             + p.range_note(),
+             + p.memory_range_note(),
              f"  simulate      {seconds(p.simulate_s_per_model_s)} s per model second (real-time factor){comm}"
              + p.range_note(),
              f"model: {model.m0_mib:.0f} MiB + {model.mib_per_synapse_on_rank * 2**20:.1f} B per synapse on the rank "
-             f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network; "
-             f"time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({table}); measured range: "
-             + ", ".join(f"{k} {lo:,}..{hi:,}" for k, (lo, hi) in model.ranges.items())]
+             f"+ {model.mib_per_neuron_in_network * 2**20:.0f} B per neuron in the network"
+             + (f" + {model.mib_per_log2_rank:.2f} MiB x log2(ranks)" if model.mib_per_log2_rank else "")
+             + f"; time {model.c_s:.3g} * (deliveries per VP per s)^{model.p:.2f}  ({table}); measured range: "
+             + ", ".join(f"{k} {lo:,}..{hi:,}" for k, (lo, hi) in model.ranges.items())
+             + (("; memory: " + ", ".join(f"{k} {lo:,}..{hi:,}" for k, (lo, hi) in model.memory_ranges.items()
+                                          if k in ("neurons", "ranks"))) if model.memory_ranges else "")]
     for pt, e_mem, e_sim in errors:
-        lines.append(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory {e_mem:+.1%}, "
-                     f"time {e_sim:+.1%}")
+        lines.append(f"  validation {pt.neurons:>7,} neurons {pt.ranks}x{pt.threads}: memory "
+                     + ("-" if e_mem is None else f"{e_mem:+.1%}") + ", time "
+                     + ("- (oversubscribed)" if e_sim is None else f"{e_sim:+.1%}"))
     candidates = {p.synapse_model: p, **(others or {})}
     for name, q in (others or {}).items():
         lines.append(f"{labelled(name)}: "
-                     f"{q.peak_rss_per_rank_mib:,.0f} MiB per rank, {seconds(q.simulate_s_per_model_s)} s per model "
-                     "second" + q.range_note())
+                     f"{q.peak_rss_per_rank_mib:,.0f} MiB per rank{q.memory_range_note()}, "
+                     f"{seconds(q.simulate_s_per_model_s)} s per model second" + q.range_note())
     if mem_per_node_mib is not None:
         k = ranks_per_node or p.ranks
         fits = [name for name, q in candidates.items() if q.peak_rss_per_rank_mib * k <= mem_per_node_mib]

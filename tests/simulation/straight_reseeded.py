@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI  # noqa: F401  (MPI before NEST, as hpc_brunel does)
+from mpi4py import MPI  # noqa: F401, I001  (MPI initialised before NEST, as hpc_brunel does)
 
 import nest
 from hpc_brunel.config import load_toml

@@ -1,8 +1,10 @@
-"""hpc_brunel.studies.plan (pure Python, no NEST): the planner against the measured table it ships
+"""hpc_brunel.studies.plan (pure Python, no NEST): the planner against the measured tables it ships
 with (hpc_brunel/data/network_size.csv, scaling/bench_network_size.py: real runs of the network on
-one machine, for the default synapse model and lean mode's). It is fitted on the calibration rows
-only and must predict the held-out rows' measured peak memory and simulate time; then the measured
-range, the communication term, the allocation check and the SLURM memory parsing."""
+one machine, for the default synapse model and lean mode's; hpc_brunel/data/ranks.csv,
+scaling/ladder.py: the default synapse model at 1-64 ranks, the memory model of that synapse model).
+Each is fitted on its calibration rows only and must predict the held-out rows' measured peak memory
+and simulate time; then the measured range, the communication term, the allocation check and the
+SLURM memory parsing."""
 import csv
 import math
 
@@ -20,6 +22,22 @@ MEMORY_REL_BOUND = 0.01
 TIME_REL_BOUND = 0.40
 HELD_OUT = {(25000, 2, 1), (125000, 2, 1), (25000, 1, 1)}
 MODELS = (DEFAULT_SYNAPSE_MODEL, LEAN_SYNAPSE_MODEL)
+# ranks.csv (issue 31): held-out rank counts predicted within 5 % (measured: -4.2 % .. +1.9 %); the
+# memory of a process depends on its allocation history (48 ranks hold more than 64 in the table),
+# so the bound is wider than network_size.csv's 1 %.
+RANKS_MEMORY_REL_BOUND = 0.05
+RANKS_HELD_OUT = {(12500, 8), (12500, 32), (12500, 48), (25000, 16), (50000, 8)}
+
+
+def network_size_model(name=DEFAULT_SYNAPSE_MODEL):
+    """The model fitted to network_size.csv alone (memory too), with its validation errors."""
+    return plan.load_model(plan.DEFAULT_TABLE, name)
+
+
+def ranks_rows():
+    """ranks.csv read with csv alone: {(neurons, ranks): row}."""
+    with open(plan.RANKS_TABLE, newline="") as f:
+        return {(int(r["neurons"]), int(r["ranks"])): r for r in csv.DictReader(f)}
 
 
 def measured_rows(model=DEFAULT_SYNAPSE_MODEL):
@@ -78,14 +96,14 @@ def test_fit_ignores_the_held_out_rows(tmp_path):
 
     table = write_table(tmp_path / "network_size.csv", triple_held_out)
     for name in MODELS:
-        assert plan.load_model(table, name)[0] == plan.load_model(synapse_model=name)[0]
+        assert plan.load_model(table, name)[0] == network_size_model(name)[0]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_predicts_the_held_out_measured_rows(name):
     """Fitted on the calibration rows, the prediction for each held-out row is within the claimed error
     of what was measured: peak memory per rank and simulate time per model second."""
-    model, _ = plan.load_model(synapse_model=name)
+    model, _ = network_size_model(name)
     rows = measured_rows(name)
     for key in sorted(HELD_OUT):
         row = rows[key]
@@ -101,7 +119,7 @@ def test_predicts_the_held_out_measured_rows(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_validation_errors_printed_by_plan_are_those_of_the_measured_rows(name):
     """`plan` prints plan.validation_errors: the same held-out rows and the same errors as above."""
-    model, errors = plan.load_model(synapse_model=name)
+    model, errors = network_size_model(name)
     rows = measured_rows(name)
     assert {(p.neurons, p.ranks, p.threads) for p, _, _ in errors} == HELD_OUT
     for p, e_mem, e_sim in errors:
@@ -116,11 +134,41 @@ def test_validation_errors_printed_by_plan_are_those_of_the_measured_rows(name):
 def test_fitted_memory_per_synapse_is_the_measured_one(name):
     """The fitted cost of a synapse (from peak RSS) agrees with the table's own, separately measured
     bytes per synapse (RSS growth during connect, summed over ranks) within 5 %."""
-    model, _ = plan.load_model(synapse_model=name)
+    model, _ = network_size_model(name)
     measured = {float(r["bytes_per_synapse"]) for r in measured_rows(name).values()}
     for b in measured:
         assert model.mib_per_synapse_on_rank * 2**20 == pytest.approx(b, rel=0.05)
     assert model.m0_mib > 0 and model.mib_per_neuron_in_network > 0
+
+
+def test_the_shipped_memory_model_predicts_the_held_out_rank_counts():
+    """The default synapse model's memory comes from ranks.csv (1-64 ranks, 12,500-50,000 neurons):
+    fitted on its calibration rows, it predicts the held-out ones within 5 %, which `plan` prints;
+    48 and 64 ranks are inside its measured range (no EXTRAPOLATED on the memory line)."""
+    model, errors = plan.load_model()
+    rows = ranks_rows()
+    assert set(plan.RANKS_CALIBRATION) | RANKS_HELD_OUT == set(rows)
+    assert not RANKS_HELD_OUT & set(plan.RANKS_CALIBRATION)
+    for key in RANKS_HELD_OUT:
+        row = rows[key]
+        p = plan.predict(model, neurons=key[0], ranks=key[1], threads=1, rate_hz=float(row["rate_hz"]))
+        assert p.synapses == int(row["synapses"])
+        e = p.peak_rss_per_rank_mib / float(row["peak_rss_per_rank_mib"]) - 1
+        assert abs(e) <= RANKS_MEMORY_REL_BOUND, (key, e)
+    printed = {(p.neurons, p.ranks): e_mem for p, e_mem, e_sim in errors if e_sim is None}
+    assert set(printed) == RANKS_HELD_OUT and all(abs(e) <= RANKS_MEMORY_REL_BOUND for e in printed.values())
+    # the network_size rows validate the time model only; the ranks rows (oversubscribed) the memory only
+    assert {(p.neurons, p.ranks, p.threads) for p, e_mem, _ in errors if e_mem is None} == HELD_OUT
+    assert model.mib_per_log2_rank > 0 and model.memory_ranges["ranks"] == (1, 64)
+    for ranks in (48, 64):
+        p = plan.predict(model, neurons=12500, ranks=ranks, threads=1, rate_hz=38.0)
+        lines = plan.report(p, model, errors, plan.DEFAULT_TABLE)
+        memory = next(line for line in lines if "peak memory" in line)
+        time = next(line for line in lines if "per model second (real-time factor)" in line)
+        assert "EXTRAPOLATED" not in memory and f"ranks {ranks} > 2" in time
+    # more than the network_size fit at many ranks: the term that grows with the ranks
+    old, _ = network_size_model()
+    assert model.peak_rss_per_rank_mib(12500, 64) > old.peak_rss_per_rank_mib(12500, 64)
 
 
 def test_predictions_outside_the_measured_range_stay_sane():
@@ -247,15 +295,20 @@ def test_communication_term_is_the_pairwise_alltoall_cost_worked_by_hand():
 def test_every_prediction_outside_the_measured_range_says_so_on_its_line():
     model, errors = plan.load_model()
     inside = plan.predict(model, neurons=50000, ranks=2, threads=1, rate_hz=38.0)
-    assert inside.outside_range == () and inside.range_note() == ""
+    assert inside.outside_range == () and inside.range_note() == "" and inside.memory_outside_range == ()
     assert not any("EXTRAPOLATED" in line for line in plan.report(inside, model, errors, plan.DEFAULT_TABLE))
-    for kw, phrase in (({"neurons": 1000000}, "neurons 1,000,000 > 125,000"), ({"ranks": 64}, "ranks 64 > 2"),
-                       ({"threads": 4}, "threads 4 > 1"), ({"neurons": 1000}, "neurons 1,000 < 12,500")):
+    # (keyword, phrase on the memory line or None, phrase on the time line)
+    for kw, mem_phrase, time_phrase in (
+            ({"neurons": 1000000}, "neurons 1,000,000 > 50,000", "neurons 1,000,000 > 125,000"),
+            ({"ranks": 64}, None, "ranks 64 > 2"), ({"ranks": 128}, "ranks 128 > 64", "ranks 128 > 2"),
+            ({"threads": 4}, None, "threads 4 > 1"),
+            ({"neurons": 1000}, "neurons 1,000 < 12,500", "neurons 1,000 < 12,500")):
         p = plan.predict(model, **{"neurons": 50000, "ranks": 2, "threads": 1, "rate_hz": 38.0, **kw})
         lines = plan.report(p, model, errors, plan.DEFAULT_TABLE)
         memory = next(line for line in lines if "peak memory" in line)
         time = next(line for line in lines if "per model second (real-time factor)" in line)
-        assert phrase in memory and phrase in time and "EXTRAPOLATED" in time, kw
+        assert time_phrase in time and "EXTRAPOLATED" in time, kw
+        assert (mem_phrase in memory and "EXTRAPOLATED" in memory) if mem_phrase else "EXTRAPOLATED" not in memory, kw
 
 
 @pytest.mark.parametrize("x, text", [(0.0123, "0.0123"), (0.000456, "0.000456"), (3.2, "3.2"), (12.34, "12.3"),
@@ -291,7 +344,7 @@ def test_a_scaling_series_results_csv_is_a_table(tmp_path):
         ours = plan.load_models(table)
         assert list(ours) == list(plan.load_models())
         for name, (model, errors) in ours.items():
-            assert model == plan.load_models()[name][0]
+            assert model == plan.load_models(plan.DEFAULT_TABLE)[name][0]
 
 
 def test_plan_says_which_synapse_model_fits_an_allocation():
