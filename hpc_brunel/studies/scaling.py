@@ -240,6 +240,16 @@ def point_result(series: Series, p: SeriesPoint, run_dir: Path, cores: int | Non
     row["vm_hwm_mib_max"] = max(m["memory_kib"].get("VmHWM", 0) for m in metas) / 1024.0
     row["vm_hwm_mib_mean"] = sum(m["memory_kib"].get("VmHWM", 0) for m in metas) / len(metas) / 1024.0
     row["vm_peak_mib_max"] = max(m["memory_kib"].get("VmPeak", 0) for m in metas) / 1024.0
+    # CPU time of NEST's update and deliver phases summed over ranks (per rank the max over its threads,
+    # x threads): what the processes got from the cores, meaningful when oversubscribed; NaN without
+    # detailed timers
+    row["cpu_update_deliver_s_sum"] = sum(
+        (m["nest_timers_s"].get("time_update_cpu", float("nan"))
+         + m["nest_timers_s"].get("time_deliver_spike_data_cpu", float("nan"))) * p.threads for m in metas)
+    # NEST's spike send buffer of one rank (8-byte entries): what MPI_Alltoall moves per exchange
+    sizes = [m.get("spike_exchange", {}).get("buffer_size_spike_data") for m in metas]
+    row["spike_send_buffer_bytes_max"] = (8.0 * max(sizes) if sizes and all(x is not None for x in sizes)
+                                          else float("nan"))
     return row
 
 
@@ -323,7 +333,7 @@ def _median(xs: list[float]) -> float:
 AGG_METRICS = ("time_construction_create_max", "time_construction_connect_max", "time_simulate_max",
                *(f"{t}_max" for t in SIM_PHASES), "wall_build_network_s", "wall_simulate_s", "wall_total_s",
                "real_time_factor", "vm_hwm_mib_max", "vm_hwm_mib_mean", "rate_hz", "time_simulate_mean",
-               *(f"{t}_mean" for t in SIM_PHASES))
+               *(f"{t}_mean" for t in SIM_PHASES), "cpu_update_deliver_s_sum", "spike_send_buffer_bytes_max")
 
 
 def aggregate(rows: list[dict], kind: str) -> list[dict]:

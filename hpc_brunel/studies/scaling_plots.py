@@ -28,6 +28,25 @@ NO_DETAILED_TIMERS = ("NEST built without detailed timers: update / deliver / co
                       "the simulation phase is shown whole")
 
 
+#: How an oversubscribed point (more VPs than cores) is drawn in the wall-time panels: its wall time
+#: and everything derived from it (speedup, efficiency, real-time factor) is not meaningful there.
+OVERSUBSCRIBED_NOTE = "hatched / open: oversubscribed (VPs > cores), wall time not meaningful"
+
+
+def wall_style(a: dict) -> dict:
+    """Bar style of an aggregated point in a wall-time panel: hatched and faint when oversubscribed."""
+    return {"hatch": "//", "alpha": 0.35} if a["oversubscribed"] else {"hatch": None, "alpha": 1.0}
+
+
+def _points(ax, x, y, agg, **kw) -> None:
+    """Markers of a wall-time panel: filled for points on dedicated cores, open when oversubscribed."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    over = np.array([a["oversubscribed"] for a in agg], bool)
+    ax.plot(x[~over], y[~over], "o", color="tab:blue", **kw)
+    if over.any():
+        ax.plot(x[over], y[over], "o", mfc="none", color="tab:blue", label="oversubscribed")
+
+
 def has_detailed_timers(a: dict) -> bool:
     """Whether an aggregated point has NEST's per-phase simulation timers."""
     return bool(np.isfinite(a.get("time_update_max", float("nan"))))
@@ -53,12 +72,17 @@ def phase_times(a: dict, stat: str = "max") -> dict[str, float]:
 
 
 def _stacked_bars(ax, x, agg, first: int, value) -> None:
-    """Stacked bars of PHASES[first:], one bar per aggregated point; value(a, label) gives the height."""
+    """Stacked bars of PHASES[first:], one bar per aggregated point; value(a, label) gives the height
+    (wall time: oversubscribed points hatched, see wall_style)."""
     cmap = plt.get_cmap("tab10")
     bottom = np.zeros(len(agg))
     for k, (label, _) in enumerate(PHASES[first:], start=first):
         vals = np.nan_to_num(np.array([value(a, label) for a in agg], float))  # a missing timer: no bar
-        ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
+        bars = ax.bar(x, vals, bottom=bottom, label=label, color=cmap(k))
+        for bar, a in zip(bars, agg):
+            st = wall_style(a)
+            bar.set_hatch(st["hatch"])
+            bar.set_alpha(st["alpha"])
         bottom += vals
 
 
@@ -79,12 +103,14 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     x = np.arange(len(agg))
     vps = np.array([a["vps"] for a in agg], float)
     m = header.get("machine", {})
+    over = any(a["oversubscribed"] for a in agg)
     subtitle = (f"{kind} scaling, {agg[0]['neurons'] if kind == 'strong' else 'growing'} neurons; "
                 f"{m.get('cpu_model', '?')} ({m.get('cpus_online', '?')} CPUs), {header.get('date', '')}"
-                + ("; * oversubscribed" if any(a["oversubscribed"] for a in agg) else "")
+                + (f"; * oversubscribed: {OVERSUBSCRIBED_NOTE}; memory, CPU work and send buffer stay "
+                   "meaningful" if over else "")
                 + f"\nmedian over {_reps(agg)} repetitions per point; error bars: min-max over the repetitions")
 
-    fig, axs = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axs = plt.subplots(2, 4, figsize=(20, 8.5))
     ax = axs[0, 0]
     _stacked_bars(ax, x, agg, 0, lambda a, label: phase_times(a)[label])
     ax.errorbar(x, [a["time_to_solution_s"] for a in agg], yerr=yerr(agg, "time_to_solution_s"), fmt="none",
@@ -97,7 +123,8 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.legend(fontsize=7)
 
     ax = axs[0, 1]
-    ax.errorbar(x, [a["real_time_factor"] for a in agg], yerr=yerr(agg, "real_time_factor"), fmt="o-", capsize=4)
+    ax.errorbar(x, [a["real_time_factor"] for a in agg], yerr=yerr(agg, "real_time_factor"), fmt="-", capsize=4)
+    _points(ax, x, [a["real_time_factor"] for a in agg], agg)
     ax.set_xticks(x, labels)
     ax.set_ylabel("wall time / model time")
     ax.set_title("real-time factor (simulation phase)")
@@ -105,8 +132,9 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
 
     ax = axs[0, 2]
     if kind == "strong":
-        ax.errorbar(vps, [a["speedup"] for a in agg], yerr=yerr(agg, "speedup"), fmt="o", capsize=4,
+        ax.errorbar(vps, [a["speedup"] for a in agg], yerr=yerr(agg, "speedup"), fmt="none", capsize=4,
                     label="measured (median, min-max)")
+        _points(ax, vps, [a["speedup"] for a in agg], agg)
         for a, xi, yi, lab in zip(agg, vps, [a["speedup"] for a in agg], labels):
             ax.annotate(lab, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ref_vps = min(vps)
@@ -116,8 +144,9 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
         ax.set_ylabel("speedup")
         ax.set_title("speedup of the simulation phase")
     else:
-        ax.errorbar(x, [a["time_simulate_max"] for a in agg], yerr=yerr(agg, "time_simulate_max"), fmt="o-",
+        ax.errorbar(x, [a["time_simulate_max"] for a in agg], yerr=yerr(agg, "time_simulate_max"), fmt="-",
                     capsize=4, label="measured (median, min-max)")
+        _points(ax, x, [a["time_simulate_max"] for a in agg], agg)
         ax.axhline(agg[0]["time_simulate_max"], color="k", ls="--", lw=1, label="ideal (flat)")
         ax.set_xticks(x, labels)
         ax.set_ylabel("time_simulate [s]")
@@ -125,7 +154,10 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.legend(fontsize=8)
 
     ax = axs[1, 0]
-    ax.bar(x, [a["efficiency"] for a in agg], yerr=yerr(agg, "efficiency"), capsize=4, color="tab:green")
+    bars = ax.bar(x, [a["efficiency"] for a in agg], yerr=yerr(agg, "efficiency"), capsize=4, color="tab:green")
+    for bar, a in zip(bars, agg):
+        bar.set_hatch(wall_style(a)["hatch"])
+        bar.set_alpha(wall_style(a)["alpha"])
     ax.axhline(1.0, color="k", ls="--", lw=1, label="ideal")
     ax.set_xticks(x, labels)
     ax.set_ylabel("parallel efficiency")
@@ -148,6 +180,20 @@ def plot_table(table: Path, out_dir: Path | None = None) -> list[Path]:
     ax.set_ylabel("fraction of time_simulate (mean over ranks)")
     ax.set_title("simulation phase fractions")
     ax.legend(fontsize=7)
+
+    ax = axs[0, 3]  # meaningful when oversubscribed: CPU time is what the processes got from the cores
+    ax.bar(x, [a.get("cpu_update_deliver_s_sum", float("nan")) for a in agg],
+           yerr=yerr(agg, "cpu_update_deliver_s_sum") if "cpu_update_deliver_s_sum" in agg[0]["spread"] else None,
+           capsize=3, color="tab:purple")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("CPU s, summed over VPs")
+    ax.set_title("work: NEST update + deliver CPU time")
+
+    ax = axs[1, 3]
+    ax.bar(x, [a.get("spike_send_buffer_bytes_max", float("nan")) for a in agg], color="tab:gray")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("bytes per rank and exchange")
+    ax.set_title("spike send buffer (MPI_Alltoall volume)")
 
     fig.suptitle(subtitle, fontsize=10)
     fig.tight_layout()

@@ -164,3 +164,49 @@ def test_results_csv_reads_with_pandas_and_the_bennch_plot_grouping(tmp_path):
     assert meta["machine"]["cpu_model"] == "test CPU" and "units" in meta
     header, back = scaling.read_table(tmp_path)
     assert header["series"] == "strong" and len(back) == 4
+
+
+def test_oversubscribed_points_are_hatched_in_the_wall_time_panels_and_work_and_volume_are_kept(tmp_path):
+    """A series run on fewer cores than VPs (oversubscribed, e.g. 64 ranks on a laptop): its wall times
+    mean nothing, its memory, CPU work and message volume do. results.csv says which points
+    (the oversubscribed column), the wall-time panels hatch their bars and draw open markers, the
+    work and send-buffer panels are drawn from their columns."""
+    from hpc_brunel.studies import scaling_plots
+
+    rows = [row(1, 1, 0, 10.0), row(2, 1, 0, 5.5), row(16, 1, 0, 9.0), row(64, 1, 0, 30.0)]
+    for r, cpu, buf in zip(rows, (19.2, 13.6, 18.3, 28.7), (5096, 8928, 10496, 9216)):
+        r.update(cpu_update_deliver_s_sum=cpu, spike_send_buffer_bytes_max=float(buf))
+    agg = scaling.aggregate(rows, "strong")
+    assert [a["oversubscribed"] for a in agg] == [False, False, True, True]
+    assert [scaling_plots.wall_style(a)["hatch"] for a in agg] == [None, None, "//", "//"]
+    assert [a["cpu_update_deliver_s_sum"] for a in agg] == [19.2, 13.6, 18.3, 28.7]
+    with open(tmp_path / scaling.RESULTS_JSONL, "w") as f:
+        f.write(json.dumps({"header": {"series": "strong", "machine": {"cpu_model": "test CPU", "cpus_online": 2},
+                                       "date": "2026-12-07"}}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **kw):
+        figs.append(fig)
+        return real_savefig(fig, *a, **kw)
+
+    plt.Figure.savefig = keep
+    try:
+        paths = plot_table(tmp_path)
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert paths[0].exists()
+    axes = {ax.get_title().split("\n")[0]: ax for ax in figs[0].axes}
+    tts = axes["time to solution by phase"]
+    hatched = [p.get_hatch() for p in tts.patches]
+    assert hatched.count("//") == 2 * len(scaling_plots.PHASES) and hatched.count(None) == 2 * len(scaling_plots.PHASES)
+    eff = [p.get_hatch() for p in axes[f"efficiency vs {agg[0]['reference']}"].patches]
+    assert eff == [None, None, "//", "//"]
+    work = axes["work: NEST update + deliver CPU time"]
+    assert [round(p.get_height(), 1) for p in work.patches] == [19.2, 13.6, 18.3, 28.7]
+    assert all(p.get_hatch() is None for p in work.patches)  # kept, not hatched
+    assert "oversubscribed" in figs[0]._suptitle.get_text()
