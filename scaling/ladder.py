@@ -142,7 +142,7 @@ def measure(ranks: int, threads: int, run_dir: Path, args) -> dict:
     row["payload_bytes_per_rank_per_exchange"] = round(float(per_rank_spikes.mean()) / exchanges * ranks
                                                        * SPIKE_DATA_BYTES, 1)
     sx = [m.get("spike_exchange", {}) for m in metas]
-    row["send_buffer_bytes_per_rank"] = max(x.get("buffer_size_spike_data", 0) for x in sx) * SPIKE_DATA_BYTES
+    row["send_buffer_bytes_per_rank"] = max((x.get("buffer_size_spike_data") or 0) for x in sx) * SPIKE_DATA_BYTES
     return row
 
 

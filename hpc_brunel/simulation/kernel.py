@@ -299,10 +299,12 @@ def spike_exchange_status(nest) -> dict:
     each), whether spikes are compressed (one entry per spike and target rank), and the
     largest number of spikes one rank sent to another in an exchange that made NEST
     resize its buffers (its resize log; None when it never resized)."""
-    status = nest.GetKernelStatus(["buffer_size_spike_data", "use_compressed_spikes", "spike_buffer_resize_log"])
-    log_ = status[2] if isinstance(status[2], dict) else {}
-    sent = [float(x) for x in log_.get("global_max_spikes_sent", [])]
-    return {"buffer_size_spike_data": int(status[0]), "use_compressed_spikes": bool(status[1]),
+    status = nest.GetKernelStatus()  # all of it: a NEST release may lack one of the keys (None then)
+    log_ = status.get("spike_buffer_resize_log")
+    sent = [float(x) for x in log_.get("global_max_spikes_sent", [])] if isinstance(log_, dict) else []
+    size, compressed = status.get("buffer_size_spike_data"), status.get("use_compressed_spikes")
+    return {"buffer_size_spike_data": None if size is None else int(size),
+            "use_compressed_spikes": None if compressed is None else bool(compressed),
             "resize_max_spikes_sent": max(sent) if sent else None}
 
 

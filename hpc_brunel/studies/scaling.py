@@ -249,7 +249,7 @@ def point_result(series: Series, p: SeriesPoint, run_dir: Path, cores: int | Non
     # NEST's spike send buffer of one rank (8-byte entries): what MPI_Alltoall moves per exchange
     sizes = [m.get("spike_exchange", {}).get("buffer_size_spike_data") for m in metas]
     row["spike_send_buffer_bytes_max"] = (8.0 * max(sizes) if sizes and all(x is not None for x in sizes)
-                                          else float("nan"))
+                                          else float("nan"))  # NaN: older runs, or a NEST without the key
     return row
 
 
