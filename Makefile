@@ -29,7 +29,7 @@ run: setup
 test: setup
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
-# the quick subset: everything but the full-size network runs
+# the quick subset: everything but the full-size network runs (and the 64-process test)
 test-fast: setup
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 

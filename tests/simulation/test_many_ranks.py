@@ -1,7 +1,13 @@
 """The package at many MPI ranks on one machine (oversubscribed: 16-64 processes on
 the CI's 2 cores; correctness and completion are meaningful there, wall time is not).
 The full-size ladder to 64 ranks is a benchmark: scaling/ladder.py, BENCHMARKS.md
-"Beyond two processes". Every test has a timeout: a hang fails it."""
+"Beyond two processes". Every test has a timeout: a hang fails it.
+
+Marked slow, so that the CI's MPICH pass (`-m 'mpi and not slow'`) leaves them to the
+Open MPI one: under oversubscription MPICH's idle ranks busy-poll (Open MPI's yield), and
+these took 61-113 s each there against ~20-60 s (measured 2026-12-07, 2 cores); the
+digests of the full network at 1-64 ranks under MPICH are in BENCHMARKS.md. The test
+with ranks that own nothing stays in both passes."""
 import json
 import resource
 import subprocess
@@ -17,6 +23,7 @@ pytestmark = [needs_nest, pytest.mark.mpi]
 OVER = "--allow-oversubscribe"
 
 
+@pytest.mark.slow
 def test_16_vps_in_three_splits_give_identical_spikes(tmp_path):
     runs = {}
     for ranks, threads in ((16, 1), (8, 2), (4, 4)):
@@ -47,6 +54,7 @@ def block_means(run_dir, n_blocks=10, t0_ms=100.0):
     return out
 
 
+@pytest.mark.slow
 def test_statistics_agree_across_vp_counts(tmp_path):
     """2 and 16 VPs are different connectivity realisations (NEST draws the connections
     per VP): per population rate, CV(ISI) and chi_inf within 3 standard errors of each
@@ -97,10 +105,12 @@ def test_more_ranks_than_neurons_records_hashes_and_gives_the_same_spikes(tmp_pa
     assert np.array_equal(s1, sa[:, np.isin(sa[0], [1, 11])])
 
 
+@pytest.mark.slow
 def test_checkpoint_continue_and_analyze_at_64_ranks_under_64_open_files(tmp_path):
     """64 ranks: a run, its checkpoint, `run --continue` (exactly the straight run reseeded
     at the seam, as at 2 ranks), and `analyze` of the 64 rank files under a limit of 64
-    open files."""
+    open files. Under MPICH its continuation (30 single-step pre-roll runs, a collective at
+    each slice) passed 400 s (2026-12-07); ~1 min under Open MPI."""
     run = tmp_path / "r64"
     hpc_brunel("run", *SMALL, "--t-sim-ms", "100", "--run-dir", run, "--no-analyze", OVER, ranks=64, timeout=400,
                check=True)
