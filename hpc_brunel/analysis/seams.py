@@ -5,7 +5,8 @@ like the same network simulated without a stop: no transient in the population
 rate, the same per-neuron heterogeneity across the seam, and the same statistics
 after it as an uninterrupted run (up to the Poisson drive's new random stream).
 These functions measure that; tests/cluster/test_slurm.py,
-tests/simulation/test_seam_locked.py and scaling/bench_checkpoint.py use them.
+tests/simulation/test_seam_locked.py, scaling/bench_checkpoint.py and
+scaling/bench_seams.py use them.
 
 The population rate is a noisy, oscillating signal (1-ms bins: sd ~ 20 Hz around
 38 Hz in the default network), so one seam says little: `seam_locked_rate`

@@ -322,19 +322,21 @@ def restore(nest, neurons, recorders: dict, state: RankState, *, p_ms: float, re
     # min delay (the draws of several random generators could interleave differently;
     # this network has one, the Poisson generator, and P is a whole number of delays).
     set_verbosity(nest, "ERROR")
+
+    def run_steps(first: int, last: int) -> None:  # steps first..last, forcing the window's spikes
+        if last < first:
+            return
+        with nest.RunManager():
+            for k in range(first, last + 1):
+                due = np.unique(state.window_node_ids[steps == k])
+                if len(due):
+                    nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k
+                nest.Run(resolution_ms)
+
     try:
-        # Two blocks of single steps: NEST is reseeded between them (not inside a Prepare/Cleanup context).
-        for first, last in ((1, reseed_step), (reseed_step + 1, n_steps)):
-            if first == reseed_step + 1:
-                nest.SetKernelStatus({"rng_seed": int(rng_seed)})
-            if last < first:
-                continue
-            with nest.RunManager():
-                for k in range(first, last + 1):
-                    due = np.unique(state.window_node_ids[steps == k])
-                    if len(due):
-                        nest.NodeCollection(due.tolist()).set(V_m=_FORCED_V_M_MV)  # spikes at step k
-                    nest.Run(resolution_ms)
+        run_steps(1, reseed_step)
+        nest.SetKernelStatus({"rng_seed": int(rng_seed)})  # outside a Prepare/Cleanup context
+        run_steps(reseed_step + 1, n_steps)
     finally:
         set_verbosity(nest, verbosity)
     local.set("V_m", state.v_m_mv)  # a neuron still refractory is at V_reset in both

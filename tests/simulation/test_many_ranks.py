@@ -86,19 +86,19 @@ def test_more_ranks_than_neurons_records_hashes_and_gives_the_same_spikes(tmp_pa
     inhibitory neuron; --record 1 < ranks; --hash-connections (NEST's GetConnections
     before a Simulate hangs when a rank holds no connection: the hash is taken after the
     last one). The same spikes and connections as 1 rank x 16 threads."""
-    tiny = ["--set", "network.n_excitatory=10", "--set", "network.n_inhibitory=2", "--set",
-            "network.indegree_excitatory=2", "--set", "network.indegree_inhibitory=1", "--t-sim-ms", "300",
-            "--no-analyze", "--hash-connections", OVER]
+    network = ["--set", "network.n_excitatory=10", "--set", "network.n_inhibitory=2", "--set",
+               "network.indegree_excitatory=2", "--set", "network.indegree_inhibitory=1", "--t-sim-ms", "300"]
+    hashed = [*network, "--no-analyze", "--hash-connections", OVER]
     a, b = tmp_path / "16x1", tmp_path / "1x16"
-    hpc_brunel("run", *tiny, "--run-dir", a, ranks=16, timeout=180, check=True)
-    hpc_brunel("run", *tiny, "--run-dir", b, ranks=1, threads=16, timeout=180, check=True)
+    hpc_brunel("run", *hashed, "--run-dir", a, ranks=16, timeout=180, check=True)
+    hpc_brunel("run", *hashed, "--run-dir", b, ranks=1, threads=16, timeout=180, check=True)
     sa, sb = spikes(a), spikes(b)
     assert sa.shape[1] > 100 and np.array_equal(sa, sb)
     rec = json.loads((a / "run.json").read_text())
     neurons = [r["neurons"]["excitatory"] + r["neurons"]["inhibitory"] for r in rec["ranks"]]
     assert neurons.count(0) == 4 and sum(neurons) == 12
-    p = hpc_brunel("run", *tiny[:-3], "--record", "1", "--run-dir", tmp_path / "rec1", ranks=16, timeout=180,
-                   check=True)
+    p = hpc_brunel("run", *network, "--record", "1", "--run-dir", tmp_path / "rec1", ranks=16, timeout=180,
+                   check=True)  # with the analysis after it
     assert "run complete" in p.stdout
     s1 = spikes(tmp_path / "rec1")
     assert set(np.unique(s1[0])) <= {1, 11}  # the first neuron of each population
